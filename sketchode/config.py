@@ -1,0 +1,33 @@
+"""Package-wide settings read from the environment (chapter 0, "How to run").
+
+``SKETCHODE_DATA``
+    The data root: the folder under which dataset files are looked up, in the
+    same relative layout as their public sources (``quickdraw-raw/face.ndjson``,
+    ``sketchrnn/aaron_sheep.npz``, ...).  When unset, a per-user cache folder is
+    used (``pooch.os_cache("sketchode")``, e.g. ``~/.cache/sketchode`` on Linux)
+    and missing files with a known public URL are downloaded there.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DATA_ENV = "SKETCHODE_DATA"
+
+
+def default_cache() -> Path:
+    """The per-user cache folder used when no data root is given."""
+    import pooch
+
+    return Path(pooch.os_cache("sketchode"))
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """Resolve the data root: the argument, else ``$SKETCHODE_DATA``, else the user cache."""
+    if root is not None:
+        return Path(root).expanduser()
+    env = os.environ.get(DATA_ENV)
+    if env:
+        return Path(env).expanduser()
+    return default_cache()

@@ -1,0 +1,39 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sketchode.data import Sketch
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def make_sketch(n_strokes=3, n=20, seed=0, timed=True, label="x", key=None):
+    """A random smooth multi-stroke sketch for tests."""
+    rng = np.random.default_rng(seed)
+    strokes, t0 = [], 0.0
+    for k in range(n_strokes):
+        u = np.linspace(0, 1, n)
+        c = rng.normal(size=2) * 3
+        xy = c + np.column_stack([np.cos(3 * u + k), np.sin(2 * u + k)]) * rng.uniform(0.5, 2)
+        t = t0 + np.cumsum(rng.uniform(5, 15, size=n))
+        t0 = t[-1] + rng.uniform(50, 200)
+        strokes.append(np.column_stack([xy, t]))
+    return Sketch(strokes, label=label, timed=timed, key=key or f"test:{seed}")
+
+
+@pytest.fixture
+def sketch():
+    return make_sketch()
+
+
+@pytest.fixture(scope="session")
+def data_root():
+    """The real-data root from SKETCHODE_DATA; skips outside CI when absent, fails in CI."""
+    root = os.environ.get("SKETCHODE_DATA")
+    if root and Path(root).is_dir():
+        return Path(root)
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail("CI=true but SKETCHODE_DATA does not point at the shared data folder")
+    pytest.skip("real datasets not available: set SKETCHODE_DATA to the data root (see README)")
