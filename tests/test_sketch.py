@@ -203,3 +203,21 @@ def test_simplify_keeps_endpoints_and_times():
 def test_with_points_checks_shape(sketch):
     with pytest.raises(ValueError, match="expected points of shape"):
         sketch.with_points(np.zeros((3, 3)))
+
+
+def test_meta_is_read_only_and_not_shared():
+    m = {"line": 3}
+    s = Sketch([np.zeros((2, 3))], meta=m)
+    m["line"] = 99  # the caller's dict does not leak in
+    assert s.meta["line"] == 3
+    with pytest.raises(TypeError):
+        s.meta["line"] = 4
+    n = s.normalize()
+    assert n.meta["line"] == 3 and n.label == s.label and n.key == s.key
+
+
+def test_with_points_rejects_non_finite(sketch):
+    p = sketch.points.copy()
+    p[5, 1] = np.nan
+    with pytest.raises(ValueError, match="point 5"):
+        sketch.with_points(p)

@@ -33,6 +33,7 @@ Documented rules for degenerate input
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -108,6 +109,10 @@ class Sketch:
     key
         Stable identifier (``"<source>:<index>"``) used for deterministic
         splits and in error messages.
+    meta
+        Read-only mapping of source details (file line, country, variant...).
+        Sketches are shared (loaders cache them), so nothing about them is
+        mutable: derive a new one with :func:`dataclasses.replace`.
 
     All transforms return new sketches; arrays are read-only.
     """
@@ -127,6 +132,18 @@ class Sketch:
         if not strokes:
             raise ValueError(f"{where}: empty drawing (no strokes)")
         object.__setattr__(self, "strokes", strokes)
+        object.__setattr__(self, "meta", MappingProxyType(dict(self.meta)))
+
+    def _trusted(self, strokes: tuple) -> "Sketch":
+        # A copy with new strokes that are already valid (finite float64 (n, 3),
+        # n >= 1): skips re-validation, which dominates the cost of transforms.
+        new = object.__new__(type(self))
+        for f in ("label", "timed", "key", "meta"):
+            object.__setattr__(new, f, getattr(self, f))
+        for a in strokes:
+            a.setflags(write=False)
+        object.__setattr__(new, "strokes", tuple(strokes))
+        return new
 
     # ------------------------------------------------------------------ views
     def __repr__(self) -> str:
@@ -171,8 +188,12 @@ class Sketch:
         points = np.asarray(points, dtype=np.float64)
         if points.shape != (self.n_points, 3):
             raise ValueError(f"{self.key or 'Sketch'}: expected points of shape {(self.n_points, 3)}, got {points.shape}")
+        if not np.isfinite(points).all():
+            i = int(np.argwhere(~np.isfinite(points))[0, 0])
+            raise ValueError(f"{self.key or 'Sketch'}: non-finite value at point {i} of the new points")
+        points = np.array(points)  # own copy
         splits = np.cumsum([len(s) for s in self.strokes])[:-1]
-        return replace(self, strokes=tuple(np.split(points, splits)))
+        return self._trusted(tuple(np.split(points, splits)))
 
     # ------------------------------------------------------------- transforms
     def normalize(self) -> "Sketch":
@@ -208,7 +229,7 @@ class Sketch:
                 continue
             idx = np.asarray(simplify_coords_idx(np.ascontiguousarray(s[:, :2]), float(epsilon)), dtype=np.intp)
             out.append(s[idx])
-        return replace(self, strokes=tuple(out))
+        return self._trusted(tuple(out))
 
     def _sequence_times(self, join_points: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Points, pen flags and strictly increasing raw time of the joined sequence.

@@ -1,0 +1,471 @@
+"""Named datasets: find (or download) the files, read them, split them (chapter 1).
+
+SketchODE (Das et al., ICLR 2022) is evaluated on VectorMNIST, DiDi and
+Quick, Draw! (paper section 5.1); appendix D gives the preprocessing applied
+after loading (:func:`sketchode.data.sketch.prepare`).  :func:`load` returns
+plain lists of :class:`~sketchode.data.sketch.Sketch`:
+
+==========================  =====================================================  ==================
+name                        what (file under the data root)                        splits
+==========================  =====================================================  ==================
+``digits``, ``letters``     synthetic glyphs, :mod:`sketchode.data.synthetic`      train/test/all
+                            (1000 per class, seed 0)
+``quickdraw-raw/<cat>``     Quick, Draw! raw ndjson with timing                    train/test/all
+                            (``quickdraw-raw/<cat>.ndjson``, a small public sample)
+``quickdraw/<cat>``         official sketch-rnn npz (``quickdraw/<cat>.npz``)      train/valid/test/all
+``sheep``                   Aaron Koblin's sheep (``sketchrnn/aaron_sheep.npz``)   train/valid/test/all
+``omniglot``                sketch-rnn Omniglot (``sketchrnn/omniglot.npz``)       train/valid/test/all
+``omniglot-strokes``        Omniglot pen strokes with timing (both                 train/test/all
+                            ``omniglot-strokes/strokes_background_small{1,2}.zip``)
+``didi``                    DiDi diagrams (``didi/diagrams_wo_text_20200131.ndjson``  the file's own
+                            or ``didi/diagrams_20200131.ndjson``; no download)      ``split`` field
+``vectormnist``             the authors' VectorMNIST (folder ``vectormnist/``;      train/test/all
+                            no download)
+==========================  =====================================================  ==================
+
+Files are looked up under :func:`sketchode.config.data_root` (argument, else
+``$SKETCHODE_DATA``, else the user cache) at the same relative path as in
+their public source.  A present file is used as is; a missing one with a
+known public URL is downloaded with :func:`pooch.retrieve` (checked against
+the sha256 in ``registry/sha256.txt`` when one is known); a missing one
+without a URL raises :class:`FileNotFoundError` saying where to get it.
+
+Splits.  The sketch-rnn npz files and DiDi carry their own train/valid/test
+split, which is used as is (``load("sheep")`` is the 7,400 training drawings).
+Everything else is split 80/20 by hashing each sketch's ``key``
+(:func:`split_of`), so the split never depends on file order, and augmented
+copies (which keep their key) always fall on the same side as their source.
+
+Parsed files are cached in memory (keyed on the resolved path, its size and
+modification time, the split and ``errors``); every call returns a fresh list
+of the same immutable sketches, and warnings from ``errors="skip"`` are
+repeated on every call.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import hashlib
+import importlib
+import os
+import urllib.parse
+import warnings
+from importlib import resources
+from pathlib import Path
+
+from sketchode.config import data_root
+from sketchode.data import formats
+from sketchode.data.sketch import Sketch
+
+__all__ = [
+    "load",
+    "fetch",
+    "available",
+    "split_of",
+    "split",
+    "url_for",
+    "sha256_for",
+    "files_for",
+    "quickdraw_categories",
+    "clear_cache",
+    "NAMES",
+]
+
+#: Names accepted by :func:`load` (``<cat>`` is a Quick, Draw! category, see :func:`quickdraw_categories`).
+NAMES = ("digits", "letters", "quickdraw-raw/<category>", "quickdraw/<category>", "sheep", "omniglot",
+         "omniglot-strokes", "didi", "vectormnist")
+
+QUICKDRAW_RAW_URL = "https://raw.githubusercontent.com/borismus/exupery/master/public/sketches/{}.ndjson"
+QUICKDRAW_NPZ_URL = "https://storage.googleapis.com/quickdraw_dataset/sketchrnn/{}.npz"
+_SKETCHRNN = "https://raw.githubusercontent.com/hardmaru/sketch-rnn-datasets/master/"
+_OMNIGLOT = "https://raw.githubusercontent.com/brendenlake/omniglot/master/python/"
+_FIXED_URLS = {
+    "sketchrnn/aaron_sheep.npz": _SKETCHRNN + "aaron_sheep/aaron_sheep.npz",
+    "sketchrnn/omniglot.npz": _SKETCHRNN + "omniglot/omniglot.npz",
+    "omniglot-strokes/strokes_background_small1.zip": _OMNIGLOT + "strokes_background_small1.zip",
+    "omniglot-strokes/strokes_background_small2.zip": _OMNIGLOT + "strokes_background_small2.zip",
+}
+DIDI_FILES = ("didi/diagrams_wo_text_20200131.ndjson", "didi/diagrams_20200131.ndjson")
+OMNIGLOT_STROKES_FILES = ("omniglot-strokes/strokes_background_small1.zip",
+                          "omniglot-strokes/strokes_background_small2.zip")
+SPLITS = ("train", "test", "all")
+NPZ_SPLITS = ("train", "valid", "test", "all")
+
+
+# ---------------------------------------------------------------- registry
+@functools.lru_cache(maxsize=1)
+def _sha256_table() -> dict[str, str]:
+    text = resources.files("sketchode.data").joinpath("registry/sha256.txt").read_text(encoding="utf-8")
+    table = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        digest, rel = line.split(None, 1)
+        table[rel.strip().lstrip("*")] = digest.lower()
+    return table
+
+
+def sha256_for(relpath: str) -> str | None:
+    """The known sha256 of a file (path relative to the data root), or None."""
+    return _sha256_table().get(relpath)
+
+
+@functools.lru_cache(maxsize=1)
+def _categories() -> tuple[str, ...]:
+    return tuple(sorted(r[len("quickdraw-raw/"):-len(".ndjson")] for r in _sha256_table()
+                        if r.startswith("quickdraw-raw/")))
+
+
+def quickdraw_categories() -> list[str]:
+    """The 345 Quick, Draw! categories (from the checksum registry)."""
+    return list(_categories())
+
+
+def url_for(relpath: str) -> str | None:
+    """The public URL a file can be downloaded from, or None when none is known."""
+    if relpath in _FIXED_URLS:
+        return _FIXED_URLS[relpath]
+    head, _, tail = relpath.partition("/")
+    if head == "quickdraw-raw" and tail.endswith(".ndjson") and relpath in _sha256_table():
+        return QUICKDRAW_RAW_URL.format(urllib.parse.quote(tail[: -len(".ndjson")]))
+    if head == "quickdraw" and tail.endswith(".npz") and "/" not in tail:
+        return QUICKDRAW_NPZ_URL.format(urllib.parse.quote(tail[: -len(".npz")]))
+    return None
+
+
+def _where_to_get(relpath: str) -> str:
+    if relpath.startswith("didi/"):
+        return ("DiDi (Gervais et al. 2020) is published by Google Research: see "
+                f"{formats.DIDI_URLS[0]}; download {formats.DIDI_URLS[1]} "
+                f"(or {formats.DIDI_URLS[2]}) and put it there")
+    if relpath.startswith("vectormnist"):
+        return (f"VectorMNIST is distributed by the SketchODE authors from {formats.VECTORMNIST_URL} "
+                "('The VectorMNIST dataset'); unpack it there as <digit>/<name>.pkl")
+    return "no public URL is known for it; put the file there yourself"
+
+
+def fetch(relpath: str, root=None, download: bool = True) -> Path:
+    """Path of a data file, downloading it if it is missing and a URL is known.
+
+    ``relpath`` is relative to the data root (``"sketchrnn/aaron_sheep.npz"``,
+    ``"quickdraw-raw/face.ndjson"``).  A present file is returned without any
+    network access or checksum work.  A missing one is downloaded with
+    ``pooch.retrieve`` into the same place (verified against the registry's
+    sha256 when known); without a URL (or with ``download=False``)
+    :class:`FileNotFoundError` names the expected path and where to get it.
+    """
+    rel = str(relpath).replace(os.sep, "/")
+    if rel.startswith("/") or ".." in rel.split("/"):
+        raise ValueError(f"fetch: expected a path relative to the data root, got {relpath!r}")
+    base = data_root(root)
+    path = base / rel
+    if path.is_file():
+        return path
+    url = url_for(rel)
+    if url is None:
+        raise FileNotFoundError(f"{path} not found (data root {base}). {_where_to_get(rel)}.")
+    if not download:
+        raise FileNotFoundError(f"{path} not found (data root {base}); download it from {url}")
+    import pooch
+
+    digest = sha256_for(rel)
+    made = [d for d in (path.parent, *path.parent.parents) if not d.exists()]
+    try:
+        got = pooch.retrieve(url, known_hash=f"sha256:{digest}" if digest else None, path=path.parent,
+                             fname=path.name, progressbar=_progressbar())
+    except Exception as e:
+        for d in made:  # leave no empty folders behind a failed download
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+        if isinstance(e, ValueError):  # checksum mismatch: pooch's message says which
+            raise
+        raise FileNotFoundError(
+            f"{path} not found and downloading {url} failed ({type(e).__name__}: {e}). "
+            f"Download it yourself and put it at {path}, or set $SKETCHODE_DATA to a folder that has it."
+        ) from e
+    return Path(got)
+
+
+def _progressbar() -> bool:
+    try:
+        import tqdm  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------- splits
+@functools.lru_cache(maxsize=1 << 17)
+def _key_fraction(key: str) -> float:
+    return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") / 2.0**64
+
+
+def split_of(key: str, frac: float = 0.8) -> str:
+    """``"train"`` or ``"test"`` for a sketch key: sha256(key) read as a fraction in
+    ``[0, 1)``, train when below ``frac``.  Deterministic across runs, machines and
+    file orders; augmented copies keep their key and so their side."""
+    if key is None:
+        raise ValueError("split_of: the sketch has no key; a deterministic split needs one")
+    if not 0.0 <= frac <= 1.0:
+        raise ValueError(f"split_of: frac must be in [0, 1], got {frac}")
+    return "train" if _key_fraction(str(key)) < frac else "test"
+
+
+def split(sketches, which: str, frac: float = 0.8) -> list[Sketch]:
+    """The ``"train"`` / ``"test"`` part (by :func:`split_of` on each key) or ``"all"``."""
+    if which == "all":
+        return list(sketches)
+    if which not in ("train", "test"):
+        raise ValueError(f"split: expected 'train', 'test' or 'all', got {which!r}")
+    return [s for s in sketches if split_of(s.key, frac) == which]
+
+
+# ---------------------------------------------------------------- loading
+def _stamp(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_mtime_ns, st.st_size
+
+
+def _replaying(fn):
+    """Cache ``fn`` and replay the warnings it emitted on every call."""
+    cached = functools.lru_cache(maxsize=64)(_recording(fn))
+
+    @functools.wraps(fn)
+    def wrapper(*args):
+        result, caught = cached(*args)
+        for w in caught:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return result
+
+    wrapper.cache_clear = cached.cache_clear
+    return wrapper
+
+
+def _recording(fn):
+    def inner(*args):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = fn(*args)
+        return result, tuple(caught)
+
+    inner.__name__ = fn.__name__
+    return inner
+
+
+@_replaying
+def _read(kind: str, paths: tuple[str, ...], stamps: tuple, part: str, errors: str, source: str,
+          label: str | None) -> tuple[Sketch, ...]:
+    """Parse files (cached; ``stamps`` makes a changed file re-parse)."""
+    if kind == "npz":
+        return tuple(formats.read_sketchrnn_npz(paths[0], part, label=label, source=source, errors=errors))
+    if kind == "quickdraw-raw":
+        return tuple(formats.read_quickdraw_ndjson(paths[0], errors=errors, source=source))
+    if kind == "didi":
+        return tuple(formats.read_didi_ndjson(paths[0], errors=errors, source=source))
+    if kind == "vectormnist":
+        return tuple(formats.read_vectormnist(paths[0], errors=errors, source=source))
+    if kind == "omniglot-strokes":
+        return _omniglot_strokes(paths, errors, source)
+    raise AssertionError(kind)  # pragma: no cover
+
+
+def _omniglot_strokes(paths, errors, source) -> tuple[Sketch, ...]:
+    """Both Omniglot stroke archives, de-duplicated.
+
+    ``strokes_background_small1.zip`` (2,720 drawings) and ``...small2.zip``
+    (3,120) both contain the Greek and Latin alphabets: 1,000 drawings are
+    shipped twice, byte-identical, at the same ``<alphabet>/<character>/<file>``
+    path.  Sketch keys are that path, so the first copy of each key is kept
+    (4,840 distinct drawings).  Should two copies ever differ, the first is kept
+    and a warning says how many differed.
+    """
+    seen: dict[str, Sketch] = {}
+    differ = 0
+    for p in paths:
+        for s in formats.read_omniglot_strokes_zip(p, source=source, errors=errors):
+            first = seen.get(s.key)
+            if first is None:
+                seen[s.key] = s
+            elif len(first.strokes) != len(s.strokes) or not all(
+                    a.shape == b.shape and (a == b).all() for a, b in zip(first.strokes, s.strokes)):
+                differ += 1
+    if differ:
+        warnings.warn(f"omniglot-strokes: {differ} drawing(s) appear in both archives with different "
+                      "content; kept the copy from the first archive", stacklevel=2)
+    return tuple(seen.values())
+
+
+@functools.lru_cache(maxsize=8)
+def _synthetic(name: str) -> tuple[Sketch, ...]:
+    module = importlib.import_module("sketchode.data.synthetic")
+    return tuple(getattr(module, name)(n_per_class=1000, seed=0))
+
+
+def clear_cache() -> None:
+    """Forget every parsed file (the next :func:`load` reads from disk again)."""
+    _read.cache_clear()
+    _synthetic.cache_clear()
+    _split_cached.cache_clear()
+
+
+@functools.lru_cache(maxsize=64)
+def _split_cached(items: tuple[Sketch, ...], which: str) -> tuple[Sketch, ...]:
+    return tuple(split(items, which))
+
+
+def _check_category(cat: str, name: str, prefix: str) -> None:
+    if not cat or "/" in cat or cat in (".", ".."):
+        raise ValueError(f"load: bad dataset name {name!r}; expected '{prefix}/<category>'")
+
+
+def _unknown_category(cat: str, relpath: str, base: Path) -> FileNotFoundError:
+    close = difflib.get_close_matches(cat, _categories(), n=3)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    return FileNotFoundError(f"{base / relpath} not found and {cat!r} is not a Quick, Draw! category.{hint}")
+
+
+def files_for(name: str) -> list[str]:
+    """Relative paths (under the data root) of the files a dataset reads; [] for synthetic ones."""
+    if name in ("digits", "letters"):
+        return []
+    if name == "sheep":
+        return ["sketchrnn/aaron_sheep.npz"]
+    if name == "omniglot":
+        return ["sketchrnn/omniglot.npz"]
+    if name == "omniglot-strokes":
+        return list(OMNIGLOT_STROKES_FILES)
+    if name == "didi":
+        return list(DIDI_FILES)
+    if name == "vectormnist":
+        return ["vectormnist"]
+    prefix, _, cat = name.partition("/")
+    if prefix == "quickdraw-raw":
+        _check_category(cat, name, prefix)
+        return [f"quickdraw-raw/{cat}.ndjson"]
+    if prefix == "quickdraw":
+        _check_category(cat, name, prefix)
+        return [f"quickdraw/{cat}.npz"]
+    raise ValueError(f"load: unknown dataset {name!r}; known: {', '.join(NAMES)}")
+
+
+def load(name: str, split: str = "train", root=None, errors: str = "raise") -> list[Sketch]:
+    """Load a named dataset as a list of sketches (see the module docstring for names).
+
+    Parameters
+    ----------
+    name
+        ``"digits"``, ``"letters"``, ``"quickdraw-raw/<category>"``,
+        ``"quickdraw/<category>"``, ``"sheep"``, ``"omniglot"``,
+        ``"omniglot-strokes"``, ``"didi"`` or ``"vectormnist"``.
+    split
+        ``"train"``, ``"test"`` or ``"all"``; ``"valid"`` too for the npz sets and
+        DiDi (their own splits).  Hash-split sets: :func:`split_of`, 80/20.
+    root
+        Data root (default: ``$SKETCHODE_DATA``, else the user cache).
+    errors
+        ``"raise"`` (default) or ``"skip"`` malformed records (:mod:`.formats`).
+
+    Returns a new list on every call; parsing is cached in memory.
+    """
+    if errors not in formats.ERRORS:
+        raise ValueError(f"load: errors must be one of {formats.ERRORS}, got {errors!r}")
+    rels = files_for(name)
+    if name in ("digits", "letters"):
+        _check_split(name, split, SPLITS)
+        return list(_split_cached(_synthetic(name), split))
+
+    base = data_root(root)
+    prefix, _, cat = name.partition("/")
+    if name in ("sheep", "omniglot") or prefix == "quickdraw":
+        _check_split(name, split, NPZ_SPLITS)
+        if prefix == "quickdraw" and not (base / rels[0]).is_file() and cat not in _categories():
+            raise _unknown_category(cat, rels[0], base)
+        path = fetch(rels[0], base)
+        label = {"sheep": "sheep", "omniglot": None}.get(name, cat)
+        parts = ("train", "valid", "test") if split == "all" else (split,)
+        out: list[Sketch] = []
+        for part in parts:
+            out.extend(_read("npz", (str(path.resolve()),), _stamp(path), part, errors, name, label))
+        return out
+
+    if prefix == "quickdraw-raw":
+        _check_split(name, split, SPLITS)
+        if not (base / rels[0]).is_file() and cat not in _categories():
+            raise _unknown_category(cat, rels[0], base)
+        path = fetch(rels[0], base)
+        items = _read("quickdraw-raw", (str(path.resolve()),), _stamp(path), "all", errors, name, None)
+        return list(_split_cached(items, split))
+
+    if name == "omniglot-strokes":
+        _check_split(name, split, SPLITS)
+        paths = [fetch(r, base) for r in rels]
+        items = _read("omniglot-strokes", tuple(str(p.resolve()) for p in paths),
+                      tuple(_stamp(p) for p in paths), "all", errors, name, None)
+        return list(_split_cached(items, split))
+
+    if name == "didi":
+        found = [base / r for r in rels if (base / r).is_file()]
+        if not found:
+            raise FileNotFoundError(f"DiDi not found: expected {base / rels[0]} (or {base / rels[1]}). "
+                                    f"{_where_to_get(rels[0])}.")
+        path = found[0]
+        items = _read("didi", (str(path.resolve()),), _stamp(path), "all", errors, "didi", None)
+        own = all(s.meta.get("split") in ("train", "valid", "test") for s in items)
+        if own:
+            _check_split(name, split, NPZ_SPLITS)
+            return [s for s in items if split == "all" or s.meta["split"] == split]
+        _check_split(name, split, SPLITS)
+        return list(_split_cached(items, split))
+
+    if name == "vectormnist":
+        _check_split(name, split, SPLITS)
+        folder = base / rels[0]
+        if not folder.is_dir():
+            raise FileNotFoundError(f"VectorMNIST not found: expected the folder {folder}. "
+                                    f"{_where_to_get('vectormnist')}.")
+        stamp = max((_stamp(f) for f in folder.rglob("*") if f.is_file()), default=(0, 0))
+        items = _read("vectormnist", (str(folder.resolve()),), stamp, "all", errors, "vectormnist", None)
+        return list(_split_cached(items, split))
+
+    raise AssertionError(name)  # pragma: no cover - files_for rejects unknown names
+
+
+def _check_split(name: str, which: str, allowed: tuple[str, ...]) -> None:
+    if which not in allowed:
+        raise ValueError(f"load({name!r}): split must be one of {allowed}, got {which!r}")
+
+
+def available(root=None, local: bool = False) -> list[str]:
+    """Dataset names :func:`load` accepts.
+
+    With ``local=False`` (default): every name that can be loaded here or
+    downloaded (all 345 ``quickdraw-raw/<cat>`` and ``quickdraw/<cat>``), plus
+    ``didi`` / ``vectormnist`` when their files are present.  With
+    ``local=True``: only names whose files are all present under the data
+    root (and the synthetic sets when :mod:`sketchode.data.synthetic` imports).
+    """
+    base = data_root(root)
+    names = []
+    try:
+        importlib.import_module("sketchode.data.synthetic")
+        names += ["digits", "letters"]
+    except ImportError:
+        pass
+    fixed = ["sheep", "omniglot", "omniglot-strokes", "didi", "vectormnist"]
+    cats = list(_categories())
+    for n in fixed:
+        rels = files_for(n)
+        present = any((base / r).exists() for r in rels) if n == "didi" else all((base / r).exists() for r in rels)
+        downloadable = all(url_for(r) for r in rels)
+        if present or (downloadable and not local):
+            names.append(n)
+    for prefix, ext in (("quickdraw-raw", "ndjson"), ("quickdraw", "npz")):
+        folder = base / prefix
+        local_cats = sorted(p.name[: -len(ext) - 1] for p in folder.glob(f"*.{ext}")) if folder.is_dir() else []
+        chosen = local_cats if local else sorted(set(cats) | set(local_cats))
+        names += [f"{prefix}/{c}" for c in chosen]
+    return names

@@ -1,0 +1,598 @@
+"""Readers for the pen-trajectory file formats used by SketchODE (chapter 1).
+
+SketchODE (Das et al., ICLR 2022) trains and evaluates on VectorMNIST, DiDi
+diagrams and Quick, Draw! categories (paper section 5.1, "Datasets"); appendix D
+describes the preprocessing (first point at the origin, scaling into the unit
+disc, optional RDP simplification, time on ``[0, T]``), which lives in
+:mod:`sketchode.data.sketch`.  This module only *reads* files: every function
+here is pure (no downloads, no caching, no global state) and returns a list of
+:class:`~sketchode.data.sketch.Sketch`.  Finding and downloading files is
+:mod:`sketchode.data.datasets`' job.
+
+Formats
+-------
+=========================  ==========================================  ======  =====
+reader                     format                                      timed   y
+=========================  ==========================================  ======  =====
+read_quickdraw_ndjson      Quick, Draw! raw / simplified ndjson        raw     flip
+read_stroke3               sketch-rnn stroke-3 rows ``(dx, dy, p)``    no      flip
+read_sketchrnn_npz         ``.npz`` of stroke-3 arrays per split       no      flip
+read_omniglot_strokes_zip  Omniglot ``strokes_background_small*.zip``  yes     as is
+read_didi_ndjson           DiDi digital-ink diagram ndjson             yes     flip
+read_vectormnist           the authors' VectorMNIST folder of pickles  no      as is
+=========================  ==========================================  ======  =====
+
+Coordinates follow the package convention (y points up): screen-space formats
+(Quick, Draw!, stroke-3, DiDi) are flipped with ``y -> -y``; Omniglot stroke
+files are already y-up.  Untimed formats get ``t = 0`` everywhere and
+``timed=False`` (:meth:`Sketch.retime` synthesises arc-length time later).
+
+Bad input
+---------
+Readers are strict by default (``errors="raise"``): a malformed record (bad
+JSON, x/y/t arrays of different lengths in one stroke, a non-numeric,
+NaN or infinite coordinate, a drawing with no points, a stroke-3 array of the
+wrong shape) raises :class:`ValueError` naming the file and the 1-based line
+(ndjson, Omniglot text files) or the 0-based index (npz, arrays).  With
+``errors="skip"`` malformed records are left out, one
+:class:`MalformedRecordWarning` reports how many were skipped and what the
+first problem was, and every good record is returned exactly as it would be
+in strict mode.
+
+Documented rules: **empty strokes** inside an otherwise good drawing are
+dropped (a drawing whose strokes are all empty is malformed); **single-point
+strokes are kept** (:class:`Sketch` handles dots); blank lines in ndjson files
+are ignored (they still count for line numbers).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import warnings
+import zipfile
+from pathlib import Path, PurePosixPath
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from sketchode.data.sketch import Sketch
+
+__all__ = [
+    "MalformedRecordWarning",
+    "read_quickdraw_ndjson",
+    "stroke3_to_sketch",
+    "read_stroke3",
+    "read_sketchrnn_npz",
+    "read_omniglot_strokes_zip",
+    "read_didi_ndjson",
+    "read_vectormnist",
+    "VECTORMNIST_URL",
+    "DIDI_URLS",
+]
+
+#: Where the SketchODE authors distribute VectorMNIST (project page, "The VectorMNIST dataset" link).
+VECTORMNIST_URL = "https://ayandas.me/sketchode"
+#: Where the DiDi dataset (Gervais et al. 2020, arXiv:2002.09303) is published.
+DIDI_URLS = (
+    "https://github.com/google-research/google-research/tree/master/didi_dataset",
+    "https://storage.googleapis.com/digital_ink_diagram_data/diagrams_wo_text_20200131.ndjson",
+    "https://storage.googleapis.com/digital_ink_diagram_data/diagrams_20200131.ndjson",
+)
+
+ERRORS = ("raise", "skip")
+
+
+class MalformedRecordWarning(UserWarning):
+    """Emitted once per read with ``errors="skip"`` when records were skipped."""
+
+
+class _Bad(Exception):
+    """Internal: one record is malformed (message without the location)."""
+
+
+class _Problems:
+    """Collects malformed records: raise at once (strict) or count and warn once (skip)."""
+
+    def __init__(self, where: str, errors: str):
+        if errors not in ERRORS:
+            raise ValueError(f"errors must be one of {ERRORS}, got {errors!r}")
+        self.where = where
+        self.errors = errors
+        self.count = 0
+        self.first: str | None = None
+
+    def bad(self, loc: str, msg: str) -> None:
+        text = f"{self.where}, {loc}: {msg}"
+        if self.errors == "raise":
+            raise ValueError(text)
+        self.count += 1
+        if self.first is None:
+            self.first = text
+
+    def finish(self) -> None:
+        if self.count:
+            warnings.warn(
+                f"{self.where}: skipped {self.count} malformed record(s); first: {self.first}",
+                MalformedRecordWarning,
+                stacklevel=3,
+            )
+
+
+def _make_sketch(strokes, label, timed, key, meta) -> Sketch:
+    try:
+        return Sketch(strokes, label=label, timed=timed, key=key, meta=meta)
+    except ValueError as e:  # Sketch's own validation: report as a malformed record
+        raise _Bad(str(e)) from None
+
+
+# ---------------------------------------------------------------- ndjson ink
+def _ndjson_lines(path_or_lines) -> tuple[str, Iterable]:
+    """``(name for messages, iterable of lines)`` from a path, a file object or lines."""
+    if isinstance(path_or_lines, (str, os.PathLike)):
+        p = Path(path_or_lines)
+        f = open(p, "rb")  # fail here (FileNotFoundError) rather than on first iteration
+
+        def stream():  # line by line: DiDi files are over a gigabyte
+            with f:
+                yield from f
+
+        return str(p), stream()
+    if hasattr(path_or_lines, "read"):
+        return str(getattr(path_or_lines, "name", "<file>")), path_or_lines
+    return "<lines>", path_or_lines
+
+
+def _ink_strokes(drawing: Any, flip_y: bool) -> tuple[list[np.ndarray], bool]:
+    """Parse ``[[x...], [y...](, [t...])]`` strokes; return ``(strokes, timed)``.
+
+    Rows of two lists are untimed (Quick, Draw! *simplified*: ``t = 0``, the
+    second list is **y**, never time); rows of three carry time.  Empty strokes
+    are dropped.  Raises :class:`_Bad` on anything malformed.
+    """
+    if not isinstance(drawing, list):
+        raise _Bad(f"'drawing' must be a list of strokes, got {type(drawing).__name__}")
+    out: list[np.ndarray] = []
+    kinds = set()
+    for i, s in enumerate(drawing):
+        if not isinstance(s, list) or len(s) not in (2, 3) or not all(isinstance(r, list) for r in s):
+            raise _Bad(f"stroke {i}: expected [[x...], [y...]] or [[x...], [y...], [t...]]")
+        lens = [len(r) for r in s]
+        if len(set(lens)) != 1:
+            names = "x/y/t"[: 2 * len(s) - 1]
+            raise _Bad(f"stroke {i}: {names} arrays have different lengths {lens}")
+        kinds.add(len(s))
+        if lens[0] == 0:
+            continue  # documented rule: empty strokes are dropped
+        try:
+            a = np.array(s, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise _Bad(f"stroke {i}: non-numeric coordinate") from None
+        if not np.isfinite(a).all():
+            r, c = np.argwhere(~np.isfinite(a))[0]
+            raise _Bad(f"stroke {i}: non-finite value {a[r, c]} in {'xyt'[r]} at point {c}")
+        st = np.zeros((a.shape[1], 3))
+        st[:, 0] = a[0]
+        st[:, 1] = -a[1] if flip_y else a[1]
+        if len(s) == 3:
+            st[:, 2] = a[2]
+        out.append(st)
+    if len(kinds) > 1:
+        raise _Bad("drawing mixes timed [x, y, t] and untimed [x, y] strokes")
+    if not out:
+        raise _Bad("empty drawing (no points)")
+    return out, kinds == {3}
+
+
+def _read_ink_ndjson(path_or_lines, *, errors, source, flip_y, make) -> list[Sketch]:
+    name, lines = _ndjson_lines(path_or_lines)
+    problems = _Problems(name, errors)
+    out = []
+    for line_no, line in enumerate(lines, start=1):
+        if isinstance(line, bytes):
+            line = line.decode("utf-8", errors="replace")
+        if not line.strip():
+            continue
+        try:
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise _Bad(f"bad JSON ({e.msg} at column {e.colno})") from None
+            if not isinstance(rec, dict) or "drawing" not in rec:
+                raise _Bad("expected a JSON object with a 'drawing' field")
+            strokes, timed = _ink_strokes(rec["drawing"], flip_y)
+            out.append(make(rec, strokes, timed, line_no, source))
+        except _Bad as e:
+            problems.bad(f"line {line_no}", str(e))
+    problems.finish()
+    return out
+
+
+def _default_source(path_or_lines, fallback: str) -> str:
+    if isinstance(path_or_lines, (str, os.PathLike)):
+        return Path(path_or_lines).stem
+    return fallback
+
+
+def read_quickdraw_ndjson(path_or_lines, errors: str = "raise", source: str | None = None,
+                          flip_y: bool = True) -> list[Sketch]:
+    """Read a Quick, Draw! ndjson file (paper 5.1: the Quick, Draw! categories).
+
+    One JSON object a line with ``word`` (the category), ``key_id`` and
+    ``drawing``, a list of strokes:
+
+    * **raw** files: ``[[x...], [y...], [t_ms...]]`` (screen pixels, time in ms
+      since the first point) -> ``timed=True``;
+    * **simplified** files: ``[[x...], [y...]]`` (no time) -> ``timed=False``
+      and ``t = 0``.  The second list is y, *never* time (the reference code
+      read ``stroke[-1]`` as time, which is y for simplified files).
+
+    y is flipped (screen space is y-down).  ``label`` = ``word``;
+    ``key`` = ``f"{source}:{line_no}"`` (1-based line number; ``source``
+    defaults to the file stem); ``meta`` holds ``key_id``, ``countrycode``,
+    ``recognized`` and ``line`` when present.
+
+    ``path_or_lines`` is a path, an open file, or an iterable of lines (str or
+    bytes).  See the module docstring for ``errors``.
+    """
+    src = source or _default_source(path_or_lines, "quickdraw")
+
+    def make(rec, strokes, timed, line_no, source):
+        meta = {k: rec[k] for k in ("key_id", "countrycode", "recognized") if k in rec}
+        meta["line"] = line_no
+        label = rec.get("word")
+        return _make_sketch(strokes, None if label is None else str(label), timed, f"{source}:{line_no}", meta)
+
+    return _read_ink_ndjson(path_or_lines, errors=errors, source=src, flip_y=flip_y, make=make)
+
+
+def read_didi_ndjson(path_or_lines, errors: str = "raise", source: str | None = None,
+                     flip_y: bool = True) -> list[Sketch]:
+    """Read a DiDi digital-ink diagram ndjson file (Gervais et al. 2020; paper 5.1).
+
+    One JSON object a line: ``key`` (hex id), ``label_id`` (the Graphviz prompt
+    the writer redrew), ``split`` (``train``/``valid``/``test``),
+    ``writing_guide`` (``{"width", "height"}`` of the canvas) and ``drawing`` =
+    list of strokes ``[[x...], [y...], [t...]]`` in screen coordinates (y is
+    flipped).  ``timed=True`` when strokes have the three rows (two rows read as
+    untimed, ``t = 0``).  ``label`` = ``label_id`` when present;
+    ``key`` = ``f"{source}:{rec['key']}"`` (else ``f"{source}:{line_no}"``);
+    ``meta`` holds ``split``, ``writing_guide``, ``didi_key`` and ``line``.
+    Published files: ``diagrams_wo_text_20200131.ndjson`` (used by the
+    SketchODE authors' conversion script) and ``diagrams_20200131.ndjson``, see
+    :data:`DIDI_URLS`.
+    """
+    src = source or _default_source(path_or_lines, "didi")
+
+    def make(rec, strokes, timed, line_no, source):
+        meta = {"line": line_no}
+        for k in ("split", "writing_guide"):
+            if k in rec:
+                meta[k] = rec[k]
+        if "key" in rec:
+            meta["didi_key"] = rec["key"]
+            key = f"{source}:{rec['key']}"
+        else:
+            key = f"{source}:{line_no}"
+        label = rec.get("label_id")
+        return _make_sketch(strokes, None if label is None else str(label), timed, key, meta)
+
+    return _read_ink_ndjson(path_or_lines, errors=errors, source=src, flip_y=flip_y, make=make)
+
+
+# ---------------------------------------------------------------- stroke-3
+def _check_stroke3(a) -> np.ndarray:
+    try:
+        arr = np.asarray(a)
+        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+            arr = np.asarray(a, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise _Bad("not a numeric array") from None
+    if arr.ndim != 2 or arr.shape[1] != 3:
+        raise _Bad(f"expected an (n, 3) array of dx, dy, pen; got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise _Bad("empty drawing (no points)")
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        r, c = np.argwhere(~np.isfinite(arr))[0]
+        raise _Bad(f"non-finite value {arr[r, c]} in {('dx', 'dy', 'pen')[c]} at row {r}")
+    return arr
+
+
+def _stroke3_batch(arrays: Sequence[np.ndarray], flip_y: bool) -> list[list[np.ndarray]]:
+    """Vectorised stroke-3 -> absolute strokes for many drawings at once.
+
+    One concatenation, one cumulative sum (restarted per drawing by
+    subtracting each drawing's running total), one ``np.split`` at every
+    drawing start and every row after a pen lift.
+    """
+    lens = np.fromiter((len(a) for a in arrays), dtype=np.intp, count=len(arrays))
+    starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
+    integer = all(a.dtype.kind in "iub" for a in arrays)
+    A = np.concatenate(arrays).astype(np.int64 if integer else np.float64, copy=False)
+    cs = np.cumsum(A[:, :2], axis=0)
+    base = np.zeros((len(arrays), 2), dtype=cs.dtype)
+    base[1:] = cs[starts[1:] - 1]
+    pos = (cs - np.repeat(base, lens, axis=0)).astype(np.float64)
+    P = np.zeros((len(A), 3))
+    P[:, 0] = pos[:, 0]
+    P[:, 1] = -pos[:, 1] if flip_y else pos[:, 1]
+    ends = starts + lens  # one past the last row of each drawing
+    lift = np.flatnonzero(A[:, 2] >= 0.5) + 1  # a new stroke starts after each lift ...
+    lift = lift[~np.isin(lift, ends)]  # ... unless the drawing ends there
+    cuts = np.union1d(starts[1:], lift)
+    piece_starts = np.concatenate([[0], cuts]).tolist()
+    piece_ends = piece_starts[1:] + [len(P)]
+    pieces = [P[a:b] for a, b in zip(piece_starts, piece_ends)]  # np.split, without its overhead
+    owner = np.searchsorted(starts, piece_starts, side="right") - 1
+    bounds = np.searchsorted(owner, np.arange(len(arrays) + 1))
+    return [pieces[bounds[i]:bounds[i + 1]] for i in range(len(arrays))]
+
+
+def stroke3_to_sketch(arr, label: str | None = None, key: str | None = None, meta: dict | None = None,
+                      flip_y: bool = True) -> Sketch:
+    """One sketch-rnn stroke-3 array ``(n, 3)`` of ``(dx, dy, p)`` rows to a :class:`Sketch`.
+
+    Absolute positions are the cumulative sums of the offsets; ``p = 1`` means
+    the pen lifts *after* this point, so the next row starts a new stroke.
+    y is flipped (stroke-3 data is screen space); ``timed=False``, ``t = 0``.
+    Raises :class:`ValueError` on a malformed array.
+    """
+    try:
+        a = _check_stroke3(arr)
+        strokes = _stroke3_batch([a], flip_y)[0]
+        return _make_sketch(strokes, label, False, key, dict(meta or {}))
+    except _Bad as e:
+        raise ValueError(f"{key or 'stroke-3 array'}: {e}") from None
+
+
+def read_stroke3(array_or_list, label: str | None = None, source: str = "stroke3", errors: str = "raise",
+                 flip_y: bool = True, where: str | None = None, key_prefix: str | None = None) -> list[Sketch]:
+    """Many stroke-3 drawings (an object array or a list of ``(n, 3)`` arrays) to sketches.
+
+    The sketch-rnn format (Ha & Eck 2018) used for the Quick, Draw! sketch-rnn
+    files, Aaron Koblin's sheep and the sketch-rnn Omniglot set: each row is
+    ``(dx, dy, p)``, ``p = 1`` lifting the pen after the row.  A single 2-D
+    numeric ``(n, 3)`` array is read as one drawing.  The whole batch is
+    converted with one cumulative sum and one split (see
+    :func:`stroke3_to_sketch` for the per-drawing rule).  Keys are
+    ``f"{key_prefix or source}:{index}"`` (0-based), ``meta["index"]`` the
+    index; ``where`` names the input in error messages.
+    """
+    if isinstance(array_or_list, np.ndarray) and array_or_list.dtype != object and array_or_list.ndim == 2:
+        items = [array_or_list]
+    else:
+        items = list(array_or_list)
+    prefix = key_prefix or source
+    problems = _Problems(where or source, errors)
+    good_idx, good = [], []
+    for i, a in enumerate(items):
+        try:
+            good.append(_check_stroke3(a))
+            good_idx.append(i)
+        except _Bad as e:
+            problems.bad(f"index {i}", str(e))
+    out = []
+    if good:
+        for i, strokes in zip(good_idx, _stroke3_batch(good, flip_y)):
+            try:
+                out.append(_make_sketch(strokes, label, False, f"{prefix}:{i}", {"index": i}))
+            except _Bad as e:  # pragma: no cover - arrays were validated above
+                problems.bad(f"index {i}", str(e))
+    problems.finish()
+    return out
+
+
+def read_sketchrnn_npz(path, split: str = "train", label: str | None = None, source: str | None = None,
+                       errors: str = "raise", flip_y: bool = True) -> list[Sketch]:
+    """Read one split of a sketch-rnn ``.npz`` (keys ``train``, ``valid``, ``test``).
+
+    Each key holds an object array of ``int16`` stroke-3 arrays ``(n, 3)``
+    (:func:`read_stroke3`); the official Quick, Draw! sketch-rnn files (70,000 /
+    2,500 / 2,500 per category, paper 5.1) and the sketch-rnn-datasets sheep and
+    Omniglot files use it.  Loaded with ``allow_pickle=True, encoding='latin1'``
+    (the files were written by Python 2), so only open files you trust.  Keys
+    are ``f"{source}:{split}:{index}"``; errors name the file, split and index.
+    """
+    p = Path(path)
+    src = source or p.stem
+    with np.load(p, allow_pickle=True, encoding="latin1") as z:
+        if split not in z.files:
+            raise ValueError(f"{p}: no split {split!r} (the file has {sorted(z.files)})")
+        data = z[split]
+    return read_stroke3(data, label=label, source=src, errors=errors, flip_y=flip_y,
+                        where=f"{p} [{split}]", key_prefix=f"{src}:{split}")
+
+
+# ---------------------------------------------------------------- Omniglot
+def _omniglot_diagnose(text: str) -> str:
+    """Slow path: find the first bad line of an Omniglot stroke file."""
+    lines = text.splitlines()
+    first = next((i for i, ln in enumerate(lines) if ln.strip()), None)
+    if first is None:
+        return "empty file"
+    if lines[first].strip() != "START":
+        return f"line {first + 1}: expected START, got {lines[first].strip()[:40]!r}"
+    for i, ln in enumerate(lines[first + 1:], start=first + 2):
+        s = ln.strip()
+        if not s or s == "BREAK":
+            continue
+        parts = s.split(",")
+        if len(parts) != 3:
+            return f"line {i}: expected 'x,y,t', got {s[:40]!r}"
+        try:
+            vals = [float(v) for v in parts]
+        except ValueError:
+            return f"line {i}: non-numeric value in {s[:40]!r}"
+        if not all(np.isfinite(vals)):
+            return f"line {i}: non-finite value in {s[:40]!r}"
+    return "malformed file"
+
+
+def _parse_omniglot_txt(text: str) -> list[np.ndarray]:
+    """Parse ``START`` / ``x,y,t`` lines / ``BREAK`` into ``(n, 3)`` strokes.
+
+    One C-level parse of the whole file (``BREAK`` lines become a NaN sentinel
+    row); empty strokes are dropped, a final stroke without ``BREAK`` is kept.
+    """
+    body = text.lstrip()
+    if not body.startswith("START"):
+        raise _Bad(_omniglot_diagnose(text))
+    body = body[5:]
+    n_breaks = body.count("BREAK")
+    body = body.replace("BREAK", "nan,nan,nan")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "input contained no data" on empty files
+            A = np.loadtxt(io.StringIO(body), delimiter=",", dtype=np.float64, ndmin=2)
+    except ValueError:
+        raise _Bad(_omniglot_diagnose(text)) from None
+    if A.size == 0:
+        raise _Bad("empty drawing (no points)")
+    if A.shape[1] != 3:
+        raise _Bad(_omniglot_diagnose(text))
+    finite = np.isfinite(A)
+    is_break = np.isnan(A).all(axis=1)
+    if int(is_break.sum()) != n_breaks or not finite[~is_break].all():
+        raise _Bad(_omniglot_diagnose(text))
+    cuts = np.flatnonzero(is_break)
+    pieces = np.split(A, cuts)
+    strokes = [pieces[0]] + [p[1:] for p in pieces[1:]]  # drop the sentinel row
+    strokes = [s for s in strokes if len(s)]
+    if not strokes:
+        raise _Bad("empty drawing (no points)")
+    return strokes
+
+
+def read_omniglot_strokes_zip(path, source: str = "omniglot-strokes", errors: str = "raise") -> list[Sketch]:
+    """Read an Omniglot stroke archive (``strokes_background_small1.zip`` etc., Lake et al. 2015).
+
+    Members ``<top>/<alphabet>/<character>/<drawing>.txt`` (``__MACOSX/`` and
+    ``.DS_Store`` entries and other files are ignored) hold a ``START`` line,
+    then each stroke as ``x,y,t_ms`` lines closed by a ``BREAK`` line.
+    Coordinates are already y-up (no flip); ``timed=True``.
+    ``label`` = ``"<alphabet>/<character>"``;
+    ``key`` = ``f"{source}:<alphabet>/<character>/<drawing>.txt"`` (the member
+    path without the top folder, so the same drawing shipped in two archives
+    gets the same key); ``meta`` holds ``archive``, ``member`` and ``drawer``
+    (the two digits after the underscore of the file name).  Errors name the
+    archive, the member and the line.
+    """
+    p = Path(path)
+    problems = _Problems(str(p), errors)
+    out = []
+    with zipfile.ZipFile(p) as z:
+        for info in z.infolist():
+            name = info.filename
+            if info.is_dir() or name.startswith("__MACOSX/") or not name.endswith(".txt"):
+                continue
+            parts = PurePosixPath(name).parts
+            if len(parts) < 3 or any(q.startswith(".") for q in parts):
+                continue
+            alphabet, character, fname = parts[-3], parts[-2], parts[-1]
+            rel = "/".join(parts[-3:])
+            try:
+                try:
+                    text = z.read(info).decode("utf-8")
+                except UnicodeDecodeError:
+                    raise _Bad("not UTF-8 text") from None
+                strokes = _parse_omniglot_txt(text)
+                stem = fname[:-4]
+                meta = {"archive": p.name, "member": name,
+                        "drawer": stem.rsplit("_", 1)[-1] if "_" in stem else None}
+                out.append(_make_sketch(strokes, f"{alphabet}/{character}", True, f"{source}:{rel}", meta))
+            except _Bad as e:
+                problems.bad(name, str(e))
+    problems.finish()
+    return out
+
+
+# ---------------------------------------------------------------- VectorMNIST
+def _vectormnist_strokes(obj, flip_y: bool, rows: bool) -> list[np.ndarray]:
+    """Strokes of one VectorMNIST drawing: ``(n, 2)`` (or ``(n, 3)``) point arrays
+    (pickles), or ``[[x...], [y...]]`` rows when ``rows`` (JSON files)."""
+    if isinstance(obj, dict):
+        obj = obj.get("strokes", obj.get("drawing"))
+    if obj is None or isinstance(obj, (str, bytes)) or not hasattr(obj, "__len__"):
+        raise _Bad("expected a list of strokes")
+    out = []
+    for i, s in enumerate(obj):
+        try:
+            a = np.asarray(s, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise _Bad(f"stroke {i}: not a numeric array (x/y lists of different lengths?)") from None
+        pts = a.T if rows else a
+        if pts.ndim != 2 or pts.shape[1] not in (2, 3):
+            want = "[[x...], [y...]]" if rows else "an (n, 2) array of x, y"
+            raise _Bad(f"stroke {i}: expected {want}, got shape {a.shape}")
+        if len(pts) == 0:
+            continue
+        if not np.isfinite(pts[:, :2]).all():
+            raise _Bad(f"stroke {i}: non-finite coordinate")
+        st = np.zeros((len(pts), 3))
+        st[:, 0] = pts[:, 0]
+        st[:, 1] = -pts[:, 1] if flip_y else pts[:, 1]
+        out.append(st)
+    if not out:
+        raise _Bad("empty drawing (no points)")
+    return out
+
+
+def read_vectormnist(folder, errors: str = "raise", source: str = "vectormnist",
+                     flip_y: bool = False) -> list[Sketch]:
+    """Read a VectorMNIST folder (the SketchODE authors' vectorised MNIST; paper 5.1).
+
+    Layout, as the authors' released code reads it (``data/dm.py`` and
+    ``data/synth.py`` in github.com/dasayan05/sketchode): the folder is walked
+    recursively for ``*.pkl`` files; each pickle holds **one drawing** as a list
+    of curves, each an ``(n, 2)`` array of ``x, y`` (no time; the authors
+    synthesise time from arc length, as :meth:`Sketch.retime` does).  The
+    authors' loader derives no label; here ``label`` is the name of the folder
+    holding the file (e.g. ``<root>/3/0042.pkl`` -> ``"3"``; ``None`` for files
+    directly in the root).  As an alternative to pickles, ``*.json`` files with
+    either a list of strokes or ``{"label": ..., "strokes": [...]}`` are read
+    the same way, each stroke written as ``[[x...], [y...]]`` like Quick, Draw!.
+
+    ``timed=False`` and ``t = 0``.  Coordinates are kept as stored
+    (``flip_y=True`` flips them if your copy is in image coordinates).
+    ``key`` = ``f"{source}:<relative path>"``.  **Pickles can run code when
+    loaded: only read a copy you trust** (the authors distribute it from
+    :data:`VECTORMNIST_URL`).
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"VectorMNIST folder not found: {root}. VectorMNIST is distributed by the SketchODE authors "
+            f"(see {VECTORMNIST_URL}, 'The VectorMNIST dataset'); unpack it so that {root} holds "
+            "<digit>/<name>.pkl files (one drawing each: a list of (n, 2) x, y curves)."
+        )
+    files = sorted(f for f in root.rglob("*") if f.is_file() and f.suffix in (".pkl", ".json")
+                   and not any(q.startswith(".") for q in f.relative_to(root).parts))
+    if not files:
+        raise FileNotFoundError(
+            f"{root}: no VectorMNIST drawings (*.pkl or *.json) found. Get the data from {VECTORMNIST_URL} "
+            "and unpack it there as <digit>/<name>.pkl."
+        )
+    problems = _Problems(str(root), errors)
+    out = []
+    for f in files:
+        rel = f.relative_to(root).as_posix()
+        try:
+            try:
+                if f.suffix == ".pkl":
+                    with open(f, "rb") as fh:
+                        obj = pickle.load(fh)
+                else:
+                    obj = json.loads(f.read_text())
+            except Exception as e:  # unreadable file: a malformed record
+                raise _Bad(f"cannot read ({type(e).__name__}: {e})") from None
+            label = f.parent.name if f.parent != root else None
+            if isinstance(obj, dict) and obj.get("label") is not None:
+                label = str(obj["label"])
+            strokes = _vectormnist_strokes(obj, flip_y, rows=f.suffix == ".json")
+            out.append(_make_sketch(strokes, label, False, f"{source}:{rel}", {"file": rel}))
+        except _Bad as e:
+            problems.bad(rel, str(e))
+    problems.finish()
+    return out
