@@ -3,19 +3,14 @@
 The package behind *The SketchODE book*: a small PyTorch library for
 continuous-time neural models of drawing (Das et al., ICLR 2022).
 
-Modules map to the paper and to the book's chapters:
+Modules map to the paper's sections and the book's chapters:
 
-=========================  ===========================================  =========
-module                     paper                                        chapter
-=========================  ===========================================  =========
-``sketchode.data.sketch``  4.4, appendix D (formats, time, resampling)  1
-``sketchode.data.batching``appendix D (mini-batching, masks)            1
-``sketchode.data.formats`` 5.1 (datasets and their file formats)        1
-``sketchode.data.datasets``5.1 (loading, data root, splits)             1
-``sketchode.data.synthetic``5.1 (embedded stand-in for VectorMNIST)     1
-``sketchode.data.augment`` 4.6 (Perlin noise augmentation)              6
-``sketchode.plot``         figures, rasterisation, SVG                  1-
-=========================  ===========================================  =========
+* ``sketchode.data.sketch``: one drawing, its two formats, re-sampling (4.4, appendix D; chapter 1)
+* ``sketchode.data.batching``: mini-batches with masks (appendix D; chapter 1)
+* ``sketchode.data.formats`` and ``sketchode.data.datasets``: file formats, data root, splits (5.1; chapter 1)
+* ``sketchode.data.synthetic``: the embedded digits and letters, a VectorMNIST stand-in (5.1; chapter 1)
+* ``sketchode.data.augment``: Perlin noise augmentation (4.6; chapter 6)
+* ``sketchode.plot``: figures, rasterisation, SVG, animations (every chapter)
 """
 
 __version__ = "0.1.0"
