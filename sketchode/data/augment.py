@@ -67,7 +67,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from sketchode.data.sketch import Sketch, arc_length_time, strictly_increasing
+from sketchode.data.sketch import Sketch
 
 # ------------------------------------------------------------------ tables
 # Ken Perlin's reference permutation of 0..255 (as in the ``noise`` package's
@@ -204,10 +204,7 @@ def ink_time(sketch: Sketch) -> np.ndarray:
     Real timestamps when ``sketch.timed``, else arc length along the whole path
     (pen-up travel counts), exactly as :meth:`Sketch.retime` before rescaling.
     """
-    p = sketch.points
-    if sketch.timed:
-        return strictly_increasing(p[:, 2])
-    return arc_length_time(p[:, :2])
+    return sketch.ink_time()
 
 
 def time_weights(sketch: Sketch, per_stroke: bool = False) -> np.ndarray:

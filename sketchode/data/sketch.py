@@ -258,6 +258,15 @@ class Sketch:
             t = arc_length_time(seq[:, :2])
         return seq[:, :2], pen, t
 
+    def ink_time(self) -> np.ndarray:
+        """``(N,)`` strictly increasing raw time of every ink point, before rescaling.
+
+        Real timestamps when :attr:`timed`, else arc length along the whole path
+        with pen-up travel counted.  The single place that rule lives:
+        :meth:`retime` rescales it, Perlin's ``p_CG`` (4.6) integrates over it.
+        """
+        return self._sequence_times(0)[2]
+
     def retime(self, T: float = T_DEFAULT) -> "Sketch":
         """Re-parametrise time onto ``[0, T]`` over the whole drawing (paper 5.1).
 
@@ -265,8 +274,8 @@ class Sketch:
         :attr:`timed`; otherwise arc-length time is synthesised, pen-up travel
         between strokes counting as distance.
         """
-        xy, _, t = self._sequence_times(0)
-        return self.with_points(np.column_stack([xy, rescale_time(t, T)]))
+        p = self.points
+        return self.with_points(np.column_stack([p[:, :2], rescale_time(self.ink_time(), T)]))
 
     def to_full_sequence(self, T: float = T_DEFAULT, join_points: int = JOIN_POINTS) -> np.ndarray:
         """The full-sequence format: ``(N, 4)`` array of ``t, x, y, pen`` on ``[0, T]``.
