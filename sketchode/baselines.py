@@ -24,7 +24,12 @@ hidden dimension".  This module implements it for the full-sequence format
 * :class:`RNNAutoencoder` - encoder + decoder + the eq. 5 loss
   (:func:`sketchode.losses.reconstruction_loss`), same ``d`` (hidden) and
   ``l`` (latent) as SketchODE; ``config`` holds the constructor arguments for
-  checkpoints (``RNNAutoencoder(**config)`` rebuilds it).
+  checkpoints (``RNNAutoencoder(**config)`` rebuilds it).  It follows the
+  model protocol of :mod:`sketchode.train` and :mod:`sketchode.checkpoint`:
+  ``config`` / ``from_config``, ``collate`` (list of normalised sketches ->
+  :class:`FullBatch` on a uniform grid of ``G`` points over ``[0, T]``),
+  ``loss``, ``default_lr = 1e-4`` and ``dynamics_parameters`` (the LSTM
+  weights, the parameters that get weight decay; section 5.1).
 
 All public entry points validate their inputs (shape, empty batch, NaN/inf)
 and raise :class:`ValueError` before any computation.
@@ -35,6 +40,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
+
+from sketchode.data.batching import FullBatch, collate_full
+from sketchode.data.sketch import T_DEFAULT
 
 
 def _check_seq(x, in_dim: int, where: str) -> None:
@@ -149,7 +157,17 @@ class RNNAutoencoder(nn.Module):
     in_dim : 4 to encode ``batch.path`` (t, x, y, pen), 3 to encode ``batch.points``.
     num_layers : LSTM layers of encoder and decoder.
     beta, pen_weight : of :func:`sketchode.losses.reconstruction_loss`.
+    G, T : the uniform training grid of :meth:`collate` (``G`` points over ``[0, T]``).
+
+    Attributes
+    ----------
+    default_lr : ``1e-4``, the learning rate section 5.1 gives for the
+        baselines (SketchODE models use ``3e-3``); :func:`sketchode.train.fit`
+        uses it when no ``lr`` is given.
     """
+
+    #: learning rate of the baselines (paper 5.1)
+    default_lr: float = 1e-4
 
     def __init__(
         self,
@@ -159,15 +177,41 @@ class RNNAutoencoder(nn.Module):
         num_layers: int = 1,
         beta: float = 1.0,
         pen_weight: float = 1.0,
+        G: int = 75,
+        T: float = T_DEFAULT,
     ):
         super().__init__()
-        self.config = dict(d=d, l=l, in_dim=in_dim, num_layers=num_layers, beta=beta, pen_weight=pen_weight)
+        if int(G) != G or G < 1:
+            raise ValueError(f"RNNAutoencoder: G (points of the training grid) must be an integer >= 1, got {G!r}")
+        if not (T > 0):
+            raise ValueError(f"RNNAutoencoder: T (end of the time grid) must be > 0, got {T!r}")
+        self.config = dict(
+            d=d, l=l, in_dim=in_dim, num_layers=num_layers, beta=beta, pen_weight=pen_weight, G=int(G), T=float(T)
+        )
         self.encoder = BiLSTMEncoder(in_dim=in_dim, hidden=d, latent=l, num_layers=num_layers)
         self.decoder = LSTMDecoder(latent=l, hidden=d, num_layers=num_layers)
 
     @classmethod
     def from_config(cls, config: dict) -> "RNNAutoencoder":
+        """Rebuild a (freshly initialised) model from its :attr:`config` dict (for checkpoints)."""
         return cls(**config)
+
+    def collate(self, sketches) -> FullBatch:
+        """Batch normalised sketches for :meth:`loss` (appendix D).
+
+        :func:`~sketchode.data.batching.collate_full` on the uniform grid of
+        ``config["G"]`` points over ``[0, config["T"]]``.
+        """
+        return collate_full(sketches, grid="uniform", G=self.config["G"], T=self.config["T"])
+
+    def dynamics_parameters(self) -> list[nn.Parameter]:
+        """The parameters that get weight decay (paper 5.1): the encoder and decoder LSTM weights.
+
+        Section 5.1 puts weight decay ``1e-2`` on "the weight of the dynamics
+        networks"; for this baseline the recurrent cells play that part.  The
+        input/output Linear layers get none.
+        """
+        return list(self.encoder.lstm.parameters()) + list(self.decoder.lstm.parameters())
 
     def _input(self, batch_or_path, mask=None):
         if isinstance(batch_or_path, torch.Tensor):

@@ -55,6 +55,7 @@ __all__ = [
     "periodic_layers",
     "frequencies",
     "override_w",
+    "FoldedMLP",
 ]
 
 #: Names of the periodic activations.
@@ -314,6 +315,76 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+
+class FoldedMLP:
+    """One solve's view of an :class:`MLP`: frequencies folded into the weights (fast path, chapter 8).
+
+    ``cos(w (W x + b)) = cos((w W) x + w b)``: multiplying each Linear that
+    feeds a periodic activation by its ``w`` once per solve removes one
+    element-wise product per layer from each of the ``4 (G - 1)`` vector-field
+    evaluations of an RK4 solve.  The folding is differentiable (a learned
+    ``w`` gets its gradient) and honours :func:`override_w`, because it reads
+    each layer's current effective ``w``.
+
+    ``n_state`` splits the first layer's input into the part that changes at
+    every evaluation (the first ``n_state`` columns: the ODE state) and the
+    part that is fixed during the solve (the rest: e.g. the latent code ``z``
+    and time).  :meth:`first_bias` maps the fixed part once, through the first
+    layer, to a bias; :meth:`__call__` then only multiplies the state.
+
+    Build it inside the forward pass (never cache it across optimiser steps:
+    the weights change).  It equals the module's own forward (tested).
+    """
+
+    def __init__(self, mlp: "MLP", n_state: int | None = None):
+        mods = list(mlp.net)
+        layers = []  # [weight (out, in), bias, fn or None, kind]
+        i = 0
+        while i < len(mods):
+            lin = mods[i]
+            act = mods[i + 1] if i + 1 < len(mods) and not isinstance(mods[i + 1], nn.Linear) else None
+            W, b = lin.weight, lin.bias
+            fn, kind = None, None
+            if isinstance(act, Periodic):
+                w = act.w
+                W, b = W * w, b * w
+                fn, kind = act._fn, act.kind
+            elif act is not None:
+                fn, kind = act, "other"
+            layers.append([W, b, fn, kind])
+            i += 2 if act is not None else 1
+        W0 = layers[0][0]
+        self.n_state = W0.shape[1] if n_state is None else int(n_state)
+        if not 0 < self.n_state <= W0.shape[1]:
+            raise ValueError(f"FoldedMLP: n_state must lie in 1..{W0.shape[1]}, got {n_state}")
+        self._W0_fixed_t = W0[:, self.n_state:].t()
+        layers[0][0] = W0[:, : self.n_state]
+        #: ``(weight (out, in), bias, fn, kind)`` per Linear; ``kind`` is "cos"/"sin" (folded),
+        #: "other" or None (no activation after this Linear)
+        self.layers = [tuple(layer) for layer in layers]
+
+    @property
+    def fusable(self) -> bool:
+        """True when every hidden activation is periodic and the last Linear has none (see :mod:`sketchode.fused`)."""
+        return all(k in ("cos", "sin") for *_, k in self.layers[:-1]) and self.layers[-1][3] is None
+
+    def first_bias(self, fixed: torch.Tensor | None = None) -> torch.Tensor:
+        """The first layer's effective bias given the fixed inputs ``fixed (..., in_dim - n_state)``."""
+        b0 = self.layers[0][1]
+        if fixed is None or fixed.shape[-1] == 0:
+            return b0
+        return torch.addmm(b0, fixed.reshape(-1, fixed.shape[-1]), self._W0_fixed_t).reshape(
+            *fixed.shape[:-1], b0.shape[0]
+        )
+
+    def __call__(self, x: torch.Tensor, bias0: torch.Tensor | None = None) -> torch.Tensor:
+        """The MLP at state ``x (B, n_state)``; ``bias0`` from :meth:`first_bias` (default: no fixed input)."""
+        for j, (W, b, fn, _) in enumerate(self.layers):
+            x = torch.addmm(b if (j or bias0 is None) else bias0, x, W.t())
+            if fn is not None:
+                x = fn(x)
+        return x
 
 
 def periodic_layers(module: nn.Module) -> list[Periodic]:
