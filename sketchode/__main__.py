@@ -8,7 +8,18 @@ Subcommands
     load a dataset, print its size, classes and a summary; optionally export
     the first drawing as SVG.
 
-Training, evaluation and benchmarks are added by the model chapters.
+``train CONFIG [--steps N | --epochs N | --time-limit S] [--out PATH] [--device D] [--data-root DIR]``
+    train a named configuration (:mod:`sketchode.configs`) with
+    :func:`sketchode.train.fit`, writing an atomic checkpoint to ``--out``
+    (resumable with ``--resume``).
+``evaluate CHECKPOINT [--dataset NAME] [--json]``
+    test reconstruction loss and, when a recognition CNN is available for the
+    dataset (``--recognizer PATH``, or trained once and cached for the
+    embedded ``digits``/``letters``), the recognition accuracy of rasterised
+    reconstructions (section 5.2).
+``bench [--json]``
+    seconds per training step of SketchODE, the LSTM baseline and the naive
+    torchcde/torchdiffeq composition (:func:`sketchode.bench.bench`).
 """
 
 from __future__ import annotations
@@ -67,6 +78,69 @@ def _data(args) -> int:
     return 0
 
 
+def _train(args) -> int:
+    from pathlib import Path
+
+    from sketchode.configs import get_config
+    from sketchode.data import load
+    from sketchode.fused import keep_freed_memory
+    from sketchode.train import fit, seed_everything
+
+    cfg = get_config(args.config)
+    if sum(x is not None for x in (args.steps, args.epochs)) > 1:
+        raise ValueError("give at most one of --steps and --epochs")
+    if args.steps is None and args.epochs is None and args.time_limit is None:
+        raise ValueError("give --steps, --epochs or --time-limit")
+    keep_freed_memory()
+    seed_everything(args.seed)
+    dataset = args.dataset or cfg.dataset
+    train = load(dataset, split="train", root=args.data_root)
+    try:
+        val = load(dataset, split="test", root=args.data_root)[: args.val_size] if args.val_size else None
+    except ValueError:
+        val = None
+    out = Path(args.out or f"checkpoints/{cfg.name}.pt")
+    model = cfg.build()
+    kw = dict(cfg.train)
+    if args.lr is not None:
+        kw["lr"] = args.lr
+    if args.augment is not None:
+        kw["augment_sigma"] = args.augment
+    if args.period is not None:
+        kw["period"] = args.period
+    hist = fit(model, train, val=val, epochs=args.epochs, steps=args.steps, time_limit=args.time_limit,
+               device=args.device, threads=args.threads, seed=args.seed, checkpoint=out, resume=args.resume,
+               progress=not args.json, meta={"config": cfg.name, "dataset": dataset}, **kw)
+    res = {"config": cfg.name, "dataset": dataset, "checkpoint": str(out), "stopped": hist.stopped,
+           "last": hist.last, "best_val": hist.best_val}
+    print(json.dumps(res) if args.json else "\n".join(f"{k:12s} {v}" for k, v in res.items()))
+    return 0
+
+
+def _evaluate(args) -> int:
+    from sketchode.checkpoint import load_checkpoint, load_model
+    from sketchode.evaluation import evaluate_checkpoint
+
+    ck = load_checkpoint(args.checkpoint)
+    model = load_model(args.checkpoint, map_location=args.device or "cpu")
+    meta = (ck.get("train_state") or {}).get("meta") or {}
+    res = evaluate_checkpoint(model, dataset=args.dataset or meta.get("dataset"), split=args.split, root=args.data_root,
+                              recognizer=args.recognizer, limit=args.limit, device=args.device)
+    res["checkpoint"] = str(args.checkpoint)
+    res["class"] = ck["class"]
+    print(json.dumps(res) if args.json else "\n".join(f"{k:22s} {v}" for k, v in res.items()))
+    return 0
+
+
+def _bench(args) -> int:
+    from sketchode.bench import bench
+
+    res = bench(d=args.d, l=args.l, batch=args.batch, G=args.G, device=args.device, rounds=args.rounds,
+                naive=not args.no_naive, threads=args.threads)
+    print(json.dumps(res) if args.json else "\n".join(f"{k:18s} {v}" for k, v in res.items()))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="sketchode", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -81,6 +155,46 @@ def main(argv: list[str] | None = None) -> int:
     pd.add_argument("--svg", default=None, help="write the first drawing as SVG here")
     pd.add_argument("--json", action="store_true")
     pd.set_defaults(func=_data)
+    pt = sub.add_parser("train", help="train a named configuration (sketchode.configs)")
+    pt.add_argument("config")
+    g = pt.add_mutually_exclusive_group()
+    g.add_argument("--steps", type=int, default=None)
+    g.add_argument("--epochs", type=int, default=None)
+    pt.add_argument("--time-limit", type=float, default=None, help="seconds of training")
+    pt.add_argument("--out", default=None, help="checkpoint path (default checkpoints/CONFIG.pt)")
+    pt.add_argument("--resume", action="store_true")
+    pt.add_argument("--dataset", default=None, help="override the config's dataset")
+    pt.add_argument("--device", default=None)
+    pt.add_argument("--threads", type=int, default=None)
+    pt.add_argument("--data-root", default=None)
+    pt.add_argument("--seed", type=int, default=0)
+    pt.add_argument("--lr", type=float, default=None)
+    pt.add_argument("--augment", type=float, default=None, help="Perlin sigma (0 disables)")
+    pt.add_argument("--period", type=float, default=None, help="schedule period in epochs")
+    pt.add_argument("--val-size", type=int, default=512, help="test drawings scored after each epoch (0: none)")
+    pt.add_argument("--json", action="store_true")
+    pt.set_defaults(func=_train)
+    pe = sub.add_parser("evaluate", help="test loss and recognition accuracy of a checkpoint")
+    pe.add_argument("checkpoint")
+    pe.add_argument("--dataset", default=None, help="default: the dataset of the checkpoint's config")
+    pe.add_argument("--split", default="test")
+    pe.add_argument("--recognizer", default=None, help="a saved recognition CNN (sketchode.recognition)")
+    pe.add_argument("--limit", type=int, default=None, help="evaluate the first N drawings only")
+    pe.add_argument("--device", default=None)
+    pe.add_argument("--data-root", default=None)
+    pe.add_argument("--json", action="store_true")
+    pe.set_defaults(func=_evaluate)
+    pb = sub.add_parser("bench", help="seconds per training step: SketchODE vs LSTM vs naive composition")
+    pb.add_argument("--d", type=int, default=64)
+    pb.add_argument("--l", type=int, default=48)
+    pb.add_argument("--batch", type=int, default=64)
+    pb.add_argument("--G", type=int, default=75)
+    pb.add_argument("--rounds", type=int, default=7)
+    pb.add_argument("--threads", type=int, default=None)
+    pb.add_argument("--device", default=None)
+    pb.add_argument("--no-naive", action="store_true")
+    pb.add_argument("--json", action="store_true")
+    pb.set_defaults(func=_bench)
     args = p.parse_args(argv)
     try:
         return args.func(args)

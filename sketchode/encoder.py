@@ -135,7 +135,10 @@ class CDEEncoder(nn.Module):
             raise ValueError(f"CDEEncoder: g0 must have shape (B, d) = ({path.shape[0]}, {self.d}), got {tuple(g0.shape)}")
         X = spline(path, t)
         if solver == "torchcde":
-            kw = dict(adjoint_params=tuple(self.field.parameters())) if adjoint else {}
+            # the spline's coefficients are adjoint parameters too when the path requires grad
+            # (otherwise the path would silently get no gradient through the solve)
+            params = tuple(self.field.parameters()) + tuple(b for b in X.buffers() if b.requires_grad)
+            kw = dict(adjoint_params=params) if adjoint else {}
             return torchcde.cdeint(X=X, func=self.field, z0=g0, t=t, method="rk4", adjoint=adjoint, **kw)
         return _fast_cde(self.field, X, g0, t)
 

@@ -29,8 +29,9 @@ forms:
 The first layer's bias and the output bias are given per stage (``(S, B, H)``
 and ``(S, B, D)``, ``S = 4 (G - 1)``; expanded views are fine): that is how
 the latent code and time enter the decoder without being part of the state.
-Gradients with respect to all of them are returned, so autograd carries them
-on to ``z``, ``L_dec``, learned frequencies and the encoder.
+Gradients with respect to all of them (and to the control ``dx`` when it
+requires grad) are returned, so autograd carries them on to ``z``, ``L_dec``,
+learned frequencies, the encoder and its input path.
 
 The tests (``tests/test_fused.py``) compare values and gradients with plain
 autograd through :func:`sketchode.solvers.rk4` and with torchdiffeq/torchcde.
@@ -198,12 +199,15 @@ class _FusedRK4(torch.autograd.Function):
         gmids = []
         for j, (W, b) in enumerate(mids):
             gmids += [flat(GA[j + 1]).t() @ flat(Z[j]), GA[j + 1].sum((0, 1))]
+        gdx = None
         if spec.controlled:
             outer = (dx.unsqueeze(-1) * Z[-1].unsqueeze(-2)).reshape(S * B, -1)
             gWl = outer.t() @ flat(GO)
+            if ctx.needs_input_grad[4]:  # the control itself (a path that requires grad)
+                gdx = ((flat(GO) @ Wlast.t()).view(S, B, C, -1) * Z[-1].unsqueeze(-2)).sum(-1)
         else:
             gWl = flat(GO).t() @ flat(Z[-1])
-        return (None, a, GA[0], GO, None, gW1, *gmids, gWl)
+        return (None, a, GA[0], GO, gdx, gW1, *gmids, gWl)
 
 
 def rk4_mlp(y0, hs, acts, bias1, out_bias, W1, mids, Wlast, dx=None, stages=False):

@@ -438,6 +438,7 @@ def fit(
     checkpoint_every: int | None = None,
     progress: bool = True,
     callback: Callable[[torch.nn.Module, dict], None] | None = None,
+    meta: dict | None = None,
 ) -> History:
     """Train ``model`` on the drawings ``data`` as in paper section 5.1; returns the :class:`History`.
 
@@ -481,6 +482,8 @@ def fit(
     progress : show a tqdm bar with the loss and learning rate.
     callback : ``callback(model, record)`` after every record (end of each
         epoch, and the partial epoch at a ``steps``/``time_limit`` stop).
+    meta : JSON-able facts stored in the checkpoint's ``train_state["meta"]``
+        (the CLI records the config name and dataset there).
 
     Raises
     ------
@@ -576,6 +579,7 @@ def fit(
         return dict(
             step=step, epoch=epoch, batch_in_epoch=batch_in_epoch, loss_sum=loss_sum, seen=seen,
             epoch_seconds=epoch_seconds, history=history.to_dict(), settings=settings, rng=_rng_state(),
+            meta=dict(meta or {}),
         )  # fmt: skip
 
     def save() -> None:

@@ -1,0 +1,98 @@
+"""Named configs, the benchmark, evaluation and the train/evaluate/bench commands (issue 3)."""
+import json
+
+import pytest
+import torch
+
+from sketchode.__main__ import main
+from sketchode.bench import bench
+from sketchode.checkpoint import load_checkpoint, load_model
+from sketchode.configs import CONFIGS, build_model, get_config
+from sketchode.data.sketch import prepare
+from sketchode.data.synthetic import digits
+from sketchode.evaluation import evaluate_checkpoint, reconstruct
+from sketchode.recognition import save_recognizer, train_recognizer
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_paper_configs():
+    c = get_config("digits")
+    assert (c.kwargs["d"], c.kwargs["l"], c.kwargs["G"], c.kwargs["n_hidden"]) == (64, 48, 75, 2)
+    m = build_model("digits")
+    assert m.config["hidden"] == [77, 77] and m.config["T"] == 5.0  # ceil(1.2 * 64) = 77, section 5.1
+    assert m.default_lr == 3e-3 and c.train["lr"] == 3e-3 and c.train["clip"] == 0.01
+    for name, d, l in (("sheep", 144, 96), ("didi", 96, 84)):
+        k = CONFIGS[name].kwargs
+        assert (k["d"], k["l"], k["G"], k["n_hidden"]) == (d, l, 30, 1)
+    assert get_config("digits-rnn").train["lr"] == 1e-4
+    with pytest.raises(ValueError, match="unknown config 'nope'.*digits"):
+        get_config("nope")
+
+
+def test_bench_keys_and_consistency():
+    r = bench(d=8, l=4, batch=4, G=10, rounds=1, warmup=0, threads=1)
+    for k in ("sketchode_s", "rnn_s", "naive_s", "ratio", "speedup_vs_naive", "device"):
+        assert k in r
+    assert r["ratio"] == pytest.approx(r["sketchode_s"] / r["rnn_s"], rel=1e-2)
+    assert r["speedup_vs_naive"] == pytest.approx(r["naive_s"] / r["sketchode_s"], rel=1e-2)
+    assert r["device"] == "cpu" and r["threads"] == 1
+
+
+def test_cli_bench_json(capsys):
+    assert main(["bench", "--json", "--d", "8", "--l", "4", "--batch", "4", "--G", "10", "--rounds", "1",
+                 "--threads", "1", "--no-naive"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["naive_s"] is None and r["speedup_vs_naive"] is None and r["sketchode_s"] > 0
+
+
+@pytest.fixture(scope="module")
+def tiny_recognizer(tmp_path_factory):
+    sk = prepare(digits(n_per_class=30))
+    rec = train_recognizer(sk, epochs=1, seed=0)
+    path = tmp_path_factory.mktemp("rec") / "digits.pt"
+    save_recognizer(rec, path)
+    return rec, path
+
+
+def test_cli_train_then_evaluate(capsys, tmp_path, tiny_recognizer):
+    out = tmp_path / "tiny.pt"
+    assert main(["train", "tiny", "--steps", "3", "--out", str(out), "--threads", "1", "--val-size", "0",
+                 "--json"]) == 0
+    r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert r["stopped"] == "steps" and r["dataset"] == "digits"
+    ck = load_checkpoint(out)
+    assert ck["class"] == "SketchODE" and ck["train_state"]["meta"] == {"config": "tiny", "dataset": "digits"}
+    assert torch.load(out, weights_only=True)["config"]["d"] == 16
+    assert main(["evaluate", str(out), "--limit", "40", "--recognizer", str(tiny_recognizer[1]), "--json"]) == 0
+    e = json.loads(capsys.readouterr().out)
+    assert e["dataset"] == "digits" and e["n"] == 40 and e["loss"] > 0 and 0 <= e["accuracy"] <= 1
+    assert e["accuracy_data"] >= e["accuracy"] - 1.0 and e["class"] == "SketchODE"
+
+
+def test_cli_train_needs_a_budget(capsys):
+    assert main(["train", "tiny"]) == 2
+    assert "--steps" in capsys.readouterr().err
+
+
+def test_evaluate_rnn_with_generic_reconstruct(tiny_recognizer):
+    m = build_model("digits-rnn", d=8, l=4, G=20)
+    sk = prepare(digits(n_per_class=2, seed=1))
+    rec = reconstruct(m, sk)
+    assert len(rec) == len(sk) and [s.label for s in rec] == [s.label for s in sk]
+    r = evaluate_checkpoint(m, "digits", limit=20, recognizer=tiny_recognizer[0])
+    assert r["n"] == 20 and r["accuracy"] is not None and r["recognizer"] == "given"
+
+
+def test_load_model_after_cli_train(tmp_path, capsys):
+    out = tmp_path / "t.pt"
+    assert main(["train", "tiny", "--steps", "1", "--out", str(out), "--threads", "1", "--val-size", "0",
+                 "--json"]) == 0
+    m = load_model(out)
+    assert not m.training and m.config["G"] == 25
