@@ -13,6 +13,17 @@ Modules map to the paper's sections and the book's chapters:
 * ``sketchode.plot``: figures, rasterisation, SVG, animations (every chapter)
 * ``sketchode.dynamics``: MLP dynamics with periodic activations, ``override_w`` (4.5, 5.5; chapters 3, 5)
 * ``sketchode.losses``: Huber + pen cross-entropy reconstruction loss (eq. 5; chapter 8)
+* ``sketchode.solvers``: fixed-grid RK4 (3/8 rule), stage times, grid checks (5.1; chapter 2)
+* ``sketchode.fused``: RK4 of periodic MLP fields with an exact hand-written backward (chapter 8)
+* ``sketchode.encoder``: the Neural CDE encoder on a natural cubic spline in real time (4.2, eq. 4; chapter 7)
+* ``sketchode.decoder``: the second-order augmented ODE decoder (4.1, eq. 2-3, app. B; chapter 8)
+* ``sketchode.model``: ``SketchODE``, the full-sequence autoencoder (4.1-4.4; chapter 8)
+* ``sketchode.multistroke``: ``MultiStrokeSketchODE`` (4.4, appendix C; chapter 8)
+* ``sketchode.train``: ``fit``, the schedule, ``evaluate`` (5.1; chapter 8)
+* ``sketchode.checkpoint``: atomic, versioned checkpoints (chapter 8)
+* ``sketchode.configs``: the paper's named settings (5.1; chapters 8-9)
+* ``sketchode.bench``: one training step, SketchODE vs LSTM vs naive (6; chapter 8)
+* ``sketchode.evaluation``: test loss and recognition accuracy of reconstructions (5.2; chapter 9)
 * ``sketchode.baselines``: the LSTM-LSTM seq2seq autoencoder (5.2; chapter 9)
 * ``sketchode.recognition``: the recognition CNN behind the semantic metric (5.2; chapter 9)
 """
@@ -21,4 +32,7 @@ __version__ = "0.1.0"
 
 from sketchode import config  # noqa: E402,F401
 
-__all__ = ["__version__", "config"]
+from sketchode.model import SketchODE  # noqa: E402,F401
+from sketchode.multistroke import MultiStrokeSketchODE  # noqa: E402,F401
+
+__all__ = ["__version__", "config", "SketchODE", "MultiStrokeSketchODE"]

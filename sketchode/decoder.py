@@ -146,7 +146,14 @@ class ODEDecoder(nn.Module):
         adjoint = self.adjoint if adjoint is None else adjoint
         if adjoint and solver == "fast":
             raise ValueError("ODEDecoder: adjoint=True needs solver='torchdiffeq'")
-        a0, v0 = self.initial_state(z) if state0 is None else state0
+        if state0 is None:
+            a0, v0 = self.initial_state(z)
+        else:
+            a0, v0 = state0
+            want = (z.shape[0], self.n)
+            if tuple(a0.shape) != want or tuple(v0.shape) != want:
+                raise ValueError(f"ODEDecoder: state0 must be two tensors of shape (B, visible + d) = {want}; "
+                                 f"got {tuple(a0.shape)} and {tuple(v0.shape)}")
         grid = grid.to(z.dtype)
         if solver == "torchdiffeq":
             pos, vel = self._solve_torchdiffeq(z, grid, a0, v0, adjoint)

@@ -130,6 +130,8 @@ class CDEEncoder(nn.Module):
         adjoint = self.adjoint if adjoint is None else adjoint
         _check_solver(solver, adjoint, "CDEEncoder", "torchcde")
         if g0 is None:
+            if self.initial is None:
+                raise ValueError("CDEEncoder: this encoder has no initial-state map (a multi-stroke chain); pass g0")
             g0 = self.initial(path[:, 0])
         elif tuple(g0.shape) != (path.shape[0], self.d):
             raise ValueError(f"CDEEncoder: g0 must have shape (B, d) = ({path.shape[0]}, {self.d}), got {tuple(g0.shape)}")

@@ -55,16 +55,19 @@ class FusedSpec:
     acts: tuple  # "cos" / "sin" per hidden layer
     controlled: bool  # last layer contracted with a per-stage control dX
     stages: bool  # also return k1, k2, k3 of every step (for second-order positions)
+    grad: bool = True  # keep what the backward pass needs (False: inference, no act' computed)
 
 
 def _act(kind, a, z_out, d_out):
-    """z = act(a) into z_out; d_out = act'(a) (sign folded into the backward for cos)."""
+    """z = act(a) into z_out; d_out = act'(a) (sign folded into the backward for cos; skipped if None)."""
     if kind == "cos":
         torch.cos(a, out=z_out)
-        torch.sin(a, out=d_out)  # act' = -sin
+        if d_out is not None:
+            torch.sin(a, out=d_out)  # act' = -sin
     else:
         torch.sin(a, out=z_out)
-        torch.cos(a, out=d_out)
+        if d_out is not None:
+            torch.cos(a, out=d_out)
 
 
 class _FusedRK4(torch.autograd.Function):
@@ -82,11 +85,12 @@ class _FusedRK4(torch.autograd.Function):
         # every buffer is written in place through per-stage views (no copies, no indexing in the loop)
         X = torch.empty(S, B, D, **opts)
         Z = [torch.empty(S, B, h, **opts) for h in H]
-        Dr = [torch.empty(S, B, h, **opts) for h in H]
+        Dr = [torch.empty(S, B, h, **opts) for h in H] if spec.grad else []
         Y = torch.empty(n + 1, B, D, **opts)
         K = torch.empty(3, n, B, D, **opts) if spec.stages else None
         Xs, Ys = X.unbind(0), Y.unbind(0)
-        Zs, Ds = [z.unbind(0) for z in Z], [d.unbind(0) for d in Dr]
+        Zs = [z.unbind(0) for z in Z]
+        Ds = [d.unbind(0) for d in Dr] if spec.grad else [[None] * S for _ in H]
         Ks = [k.unbind(0) for k in K] if K is not None else None
         b1s, obs = bias1.unbind(0), out_bias.unbind(0)
         dxs = dx.unsqueeze(-1).unbind(0) if dx is not None else None
@@ -234,8 +238,11 @@ def rk4_mlp(y0, hs, acts, bias1, out_bias, W1, mids, Wlast, dx=None, stages=Fals
     for a in acts:
         if a not in ("cos", "sin"):
             raise ValueError(f"rk4_mlp: hidden activations must be 'cos' or 'sin', got {a!r}")
-    spec = FusedSpec(tuple(float(h) for h in hs), tuple(acts), dx is not None, bool(stages))
     weights = [W1] + [t for m in mids for t in m] + [Wlast]
+    grad = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (y0, bias1, out_bias, dx, *weights)
+    )
+    spec = FusedSpec(tuple(float(h) for h in hs), tuple(acts), dx is not None, bool(stages), grad)
     out = _FusedRK4.apply(spec, y0, bias1, out_bias, dx, *weights)
     return out if stages else out[0]
 

@@ -274,3 +274,12 @@ def test_batch_independence():
     s = dec(z, t)
     for b in (0, 4):
         assert torch.allclose(dec(z[b: b + 1], t), s[b: b + 1], atol=1e-6)
+
+
+def test_state0_shape_is_checked():
+    import torch as _t
+    from sketchode.decoder import ODEDecoder as _D
+    dec = _D(latent=3, d=4, visible=2, hidden=(5,))
+    z = _t.zeros(2, 3)
+    with pytest.raises(ValueError, match="state0 must be two tensors of shape"):
+        dec.solve(z, _t.linspace(0, 1, 5), state0=(_t.zeros(2, 6), _t.zeros(3, 6)))

@@ -170,3 +170,16 @@ def test_bad_activation_or_layer_count():
         rk4_mlp(**dict(p, acts=["cos", "relu"]))
     with pytest.raises(ValueError, match="2 hidden layers"):
         rk4_mlp(**dict(p, acts=["cos"]))
+
+
+def test_inference_without_grad_gives_the_same_solution():
+    """Under no_grad the fused solve skips act' (no backward needed) but must return the same values."""
+    from sketchode.decoder import ODEDecoder
+
+    torch.manual_seed(0)
+    dec = ODEDecoder(latent=4, d=6, visible=3, hidden=(7, 7), w=2.0)
+    z, t = torch.randn(3, 4), torch.linspace(0, 5, 20)
+    with torch.no_grad():
+        a = dec(z, t)
+    b = dec(z, t)
+    assert b.requires_grad and torch.equal(a, b.detach())
