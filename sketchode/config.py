@@ -6,6 +6,13 @@
     ``sketchrnn/aaron_sheep.npz``, ...).  When unset, a per-user cache folder is
     used (``pooch.os_cache("sketchode")``, e.g. ``~/.cache/sketchode`` on Linux)
     and missing files with a known public URL are downloaded there.
+
+``SKETCHODE_FAST``
+    The budget switch of the book's chapters.  ``1`` (set by the test suite,
+    hence by CI and nbval): every chapter trains and measures with a small
+    budget and runs in seconds to a minute on a CPU.  Unset or ``0``: the
+    full budget that made the figures and numbers of the rendered book.  Read
+    once, at import, into :data:`FAST`; use :func:`budget` to pick a value.
 """
 
 from __future__ import annotations
@@ -14,6 +21,15 @@ import os
 from pathlib import Path
 
 DATA_ENV = "SKETCHODE_DATA"
+FAST_ENV = "SKETCHODE_FAST"
+
+#: True when ``SKETCHODE_FAST`` is set to anything but ``""``, ``"0"``, ``"false"``, ``"no"`` (read once).
+FAST: bool = os.environ.get(FAST_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def budget(fast, full):
+    """``fast`` under the small budget (:data:`FAST`), else ``full``: ``steps = budget(20, 3000)``."""
+    return fast if FAST else full
 
 
 def default_cache() -> Path:

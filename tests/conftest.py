@@ -1,6 +1,10 @@
 import os
 from pathlib import Path
 
+# The test suite (and nbval's kernels, which inherit this environment) runs the
+# book under the small budget; set before anything imports sketchode.config.
+os.environ.setdefault("SKETCHODE_FAST", "1")
+
 import numpy as np
 import pytest
 
