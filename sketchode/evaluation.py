@@ -64,7 +64,8 @@ def reconstruct(model, sketches: Sequence[Sketch], G: int | None = None, batch_s
 
 
 def recognizer_for(dataset: str, root=None, path=None, train_if_missing: bool = True, epochs: int = 3):
-    """The recognition CNN for ``dataset``: loaded from ``path``, or from the cache, or trained and cached.
+    """The recognition CNN for ``dataset``: from ``path``, the repository's ``data/checkpoints/recognizer-<dataset>.pt``,
+    the user cache, or trained and cached (in that order).
 
     Training on demand is limited to the embedded datasets (:data:`EMBEDDED`);
     for the others pass ``path`` (a file written by
@@ -75,6 +76,9 @@ def recognizer_for(dataset: str, root=None, path=None, train_if_missing: bool = 
 
     if path is not None:
         return load_recognizer(path)
+    shipped = Path(__file__).resolve().parents[1] / "data" / "checkpoints" / f"recognizer-{dataset}.pt"
+    if shipped.exists():
+        return load_recognizer(shipped)
     cached = _cache_dir() / f"{dataset}.pt"
     if cached.exists():
         return load_recognizer(cached)
@@ -120,5 +124,5 @@ def evaluate_checkpoint(model, dataset: str | None = None, split: str = "test", 
     labels = [s.label for s in sketches]
     res["accuracy"] = accuracy(rec, recon, labels)
     res["accuracy_data"] = accuracy(rec, sketches, labels)
-    res["recognizer"] = "given" if isinstance(recognizer, RecognitionCNN) else str(recognizer or _cache_dir() / f"{dataset}.pt")
+    res["recognizer"] = "given" if isinstance(recognizer, RecognitionCNN) else str(recognizer or "default")
     return res

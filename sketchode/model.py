@@ -57,6 +57,10 @@ class SketchODE(nn.Module):
     adjoint : adjoint backpropagation (needs ``solver="reference"``).
     beta, pen_weight : of the eq. 5 loss.
     join_points : samples on each straight pen-up join (full-sequence format).
+    pen : ``"state"`` (the paper, 4.4: the pen is a visible coordinate of the
+        state, starting at 0) or ``"hidden"`` (a Linear read-out of the hidden
+        position ``h(t)``, which the full-sequence decoder otherwise never
+        uses; x and y stay visible coordinates starting at 0).
     """
 
     default_lr = 3e-3
@@ -66,12 +70,15 @@ class SketchODE(nn.Module):
                  hidden: Sequence[int] | None = None, n_hidden: int = 2, activation: str = "cos", w: float = 1.0,
                  learn_w: bool = False, init: str = "default", cde_final: str | None = None,
                  readout: str = "final", zero_last: bool = False, solver: str = "fast", adjoint: bool = False,
-                 beta: float = 1.0, pen_weight: float = 1.0, join_points: int = JOIN_POINTS):
+                 beta: float = 1.0, pen_weight: float = 1.0, join_points: int = JOIN_POINTS,
+                 pen: str = "state"):
         super().__init__()
         if solver not in ("fast", "reference"):
             raise ValueError(f"SketchODE: solver must be 'fast' or 'reference', got {solver!r}")
         if adjoint and solver != "reference":
             raise ValueError("SketchODE: adjoint=True needs solver='reference' (torchcde/torchdiffeq)")
+        if pen not in ("state", "hidden"):
+            raise ValueError(f"SketchODE: pen must be 'state' or 'hidden', got {pen!r}")
         if int(G) < 2 or not T > 0:
             raise ValueError(f"SketchODE: need G >= 2 and T > 0, got G={G}, T={T}")
         hidden = list(paper_hidden(d, n_hidden) if hidden is None else hidden)
@@ -79,12 +86,15 @@ class SketchODE(nn.Module):
                            activation=activation, w=float(w), learn_w=bool(learn_w), init=init,
                            cde_final=cde_final, readout=readout, zero_last=bool(zero_last), solver=solver,
                            adjoint=bool(adjoint), beta=float(beta), pen_weight=float(pen_weight),
-                           join_points=int(join_points))
+                           join_points=int(join_points), pen=pen)
         dyn = dict(hidden=hidden, activation=activation, w=w, learn_w=learn_w, init=init)
         self.encoder = CDEEncoder(channels=4, d=d, latent=l, final=cde_final, readout=readout,
                                   solver="fast" if solver == "fast" else "torchcde", adjoint=adjoint, **dyn)
-        self.decoder = ODEDecoder(latent=l, d=d, visible=3, zero_last=zero_last,
+        self.decoder = ODEDecoder(latent=l, d=d, visible=3 if pen == "state" else 2, zero_last=zero_last,
                                   solver="fast" if solver == "fast" else "torchdiffeq", adjoint=adjoint, **dyn)
+        # pen="hidden": the pen logit is a linear read-out of the hidden position h(t) (the authors'
+        # code reads x, y and the pen from the position state, an "observation model")
+        self.pen_readout = nn.Linear(d, 1) if pen == "hidden" else None
 
     @classmethod
     def from_config(cls, config: dict) -> "SketchODE":
@@ -129,8 +139,11 @@ class SketchODE(nn.Module):
         if t is None:
             t = self.t
         t = t.to(z.device, z.dtype) if isinstance(t, torch.Tensor) else t
-        s = self.decoder(z, t)
-        return s[..., :2], s[..., 2]
+        if self.pen_readout is None:
+            s = self.decoder(z, t)
+            return s[..., :2], s[..., 2]
+        pos, _ = self.decoder.solve(z, t, full=True)
+        return pos[..., :2], self.pen_readout(pos[..., 2:]).squeeze(-1)
 
     def forward(self, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(xy, pen_logit, z)`` reconstructing ``batch`` on its own time grid."""

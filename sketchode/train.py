@@ -681,7 +681,59 @@ def fit(
     return history
 
 
+def shipped_checkpoint(name: str) -> Path | None:
+    """The checkpoint shipped for the named config in the repository's ``data/checkpoints/``, if present."""
+    p = Path(__file__).resolve().parents[1] / "data" / "checkpoints" / f"{name}.pt"
+    return p if p.exists() else None
+
+
+def load_or_train(name: str, checkpoint=None, *, fast_steps: int = 40, fast_train: int = 512,
+                  full_time_limit: float = 900.0, data_root=None, device=None, progress: bool = False,
+                  **fit_kw):
+    """A trained model of the named config: loaded when a matching checkpoint exists, else trained (chapter 8).
+
+    Looks for ``checkpoint`` (default: :func:`shipped_checkpoint`); if it holds
+    the same class and config as :func:`sketchode.configs.build_model` gives,
+    the model is loaded from it.  Otherwise the config is trained with
+    :func:`fit`: under the small budget (:data:`sketchode.config.FAST`)
+    ``fast_steps`` steps on ``fast_train`` drawings, else ``full_time_limit``
+    seconds on the whole training split, on the GPU when there is one.
+
+    Returns ``(model, history, source)``: ``source`` is the checkpoint path
+    loaded from, or ``"trained"``.
+    """
+    from sketchode.checkpoint import config_differences, load_checkpoint, load_model
+    from sketchode.config import FAST
+    from sketchode.configs import get_config
+    from sketchode.data import load
+    from sketchode.fused import keep_freed_memory
+
+    cfg = get_config(name)
+    fresh = cfg.build()
+    path = Path(checkpoint) if checkpoint is not None else shipped_checkpoint(name)
+    if path is not None and path.exists():
+        ck = load_checkpoint(path)
+        if ck["class"] == type(fresh).__name__ and not config_differences(ck["config"], dict(fresh.config)):
+            model = load_model(path, map_location=pick_device(device))
+            hist = History.from_dict((ck.get("train_state") or {}).get("history") or {"records": []})
+            return model, hist, str(path)
+    keep_freed_memory()
+    train = load(cfg.dataset, "train", root=data_root)
+    val = load(cfg.dataset, "test", root=data_root)[: 256 if not FAST else 64]
+    kw = {**cfg.train, **fit_kw}
+    if FAST:
+        train = train[:fast_train]
+        kw.setdefault("steps", fast_steps)
+    else:
+        kw.setdefault("time_limit", full_time_limit)
+    hist = fit(fresh, train, val=val, device=device, progress=progress, **kw)
+    fresh.eval()
+    return fresh, hist, "trained"
+
+
 __all__ = [
+    "shipped_checkpoint",
+    "load_or_train",
     "TrainingDiverged",
     "History",
     "cosine_decay",

@@ -96,3 +96,18 @@ def test_load_model_after_cli_train(tmp_path, capsys):
                  "--json"]) == 0
     m = load_model(out)
     assert not m.training and m.config["G"] == 25
+
+
+def test_load_or_train_loads_a_matching_checkpoint_and_trains_otherwise(tmp_path, capsys):
+    from sketchode.train import load_or_train
+
+    out = tmp_path / "tiny.pt"
+    assert main(["train", "tiny", "--steps", "2", "--out", str(out), "--threads", "1", "--val-size", "0",
+                 "--json"]) == 0
+    m, hist, source = load_or_train("tiny", out)
+    assert source == str(out) and not m.training and hist.records[-1]["step"] == 2
+    ref = load_model(out)
+    assert all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), ref.state_dict().values()))
+    # a checkpoint of another config is not used: the small budget trains instead
+    m2, hist2, source2 = load_or_train("tiny", tmp_path / "missing.pt", fast_steps=2, fast_train=16, threads=1)
+    assert source2 == "trained" and hist2.records[-1]["step"] == 2 and m2.config == build_model("tiny").config

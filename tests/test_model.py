@@ -206,3 +206,26 @@ def test_dynamics_parameters():
     assert {"encoder.field.mlp.net.0.weight", "decoder.F.net.4.weight", "decoder.F.net.4.bias"} <= expected
     for n in ("encoder.initial.weight", "encoder.L_enc.weight", "decoder.L_dec.weight"):
         assert id(named[n]) not in ids
+
+
+def test_pen_read_from_the_hidden_position():
+    """pen="hidden": x, y stay visible state (start at 0); the pen is Linear(h(t)); both solvers agree."""
+    from sketchode.data import prepare as _prep
+    from sketchode.data.synthetic import digits as _digits
+    from sketchode.model import SketchODE as _M
+
+    torch.manual_seed(0)
+    m = _M(d=8, l=4, G=12, pen="hidden")
+    r = _M(d=8, l=4, G=12, pen="hidden", solver="reference")
+    r.load_state_dict(m.state_dict())
+    b = m.collate(_prep(_digits(n_per_class=1)))
+    xy, pen, _ = m(b)
+    assert m.decoder.visible == 2 and torch.all(xy[:, 0] == 0)
+    assert not torch.allclose(pen[:, 0], torch.zeros_like(pen[:, 0]))  # the pen's start is learned, not fixed
+    lm, lr = m.loss(b), r.loss(b)
+    assert torch.isclose(lm, lr, rtol=1e-5)
+    gm = torch.autograd.grad(lm, list(m.parameters()))
+    gr = torch.autograd.grad(lr, list(r.parameters()))
+    assert all(torch.allclose(a, c, rtol=1e-4, atol=1e-6) for a, c in zip(gm, gr))
+    with pytest.raises(ValueError, match="pen must be"):
+        _M(pen="nope")

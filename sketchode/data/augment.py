@@ -53,6 +53,12 @@ Implementation notes
   after splitting, on the training part, keeps validation and test data clean
   (the authors' code augmented validation data too and let copies of one
   drawing fall on both sides of the split).
+* **Analysis and figures (chapter 6).**  :func:`roughness` (how rough a
+  drawing is at its sampling scale), :func:`displacement_rms`,
+  :func:`warp_field` (the displacement at any position of the plane),
+  :func:`center_of_gravity`, and the figures :func:`plot_perlin_field`,
+  :func:`plot_warp`, :func:`plot_augmentations` (figure 4, right) and
+  :func:`plot_displacement`.
 * **Seeding.**  Every random quantity comes from a
   :class:`numpy.random.SeedSequence` built from the caller's ``seed`` (and, in
   :func:`augment_copies`, a stable hash of the drawing's key or index and the
@@ -371,6 +377,324 @@ def augment_copies(
     return out
 
 
+# ------------------------------------------------ analysis and figures (chapter 6)
+def _check_sketch(sketch, where: str) -> Sketch:
+    if not isinstance(sketch, Sketch):
+        raise TypeError(f"{where}: expected a Sketch, got {type(sketch).__name__}")
+    return sketch
+
+
+def roughness(sketch: Sketch) -> float:
+    """How rough a drawing is at its sampling scale (paper 4.6; chapter 6).
+
+    The ratio of the root-mean-square second difference to the root-mean-square
+    first difference of the pen positions, both taken inside strokes::
+
+        sqrt(mean ||x[i+1] - 2 x[i] + x[i-1]||^2) / sqrt(mean ||x[i+1] - x[i]||^2)
+
+    Dimensionless (invariant to translation, rotation and scale).  For a smooth
+    curve it is about the turning of the pen per sample (exactly
+    ``2 sin(pi / n)`` on a regular ``n``-gon, 0 on a straight line sampled at
+    equal steps); white noise of standard deviation ``s`` per coordinate adds
+    about ``12 s^2`` to the mean squared second difference and ``4 s^2`` to the
+    first, so Gaussian jitter (:func:`gaussian_jitter`) inflates it while a
+    smooth warp (:func:`perlin`) leaves it nearly unchanged.  Needs a stroke
+    of at least three points and some movement.
+    """
+    sk = _check_sketch(sketch, "roughness")
+    xy = sk.points[:, :2]
+    sid = sk.stroke_index
+    d1 = np.diff(xy, axis=0)
+    in1 = sid[1:] == sid[:-1]
+    d2 = xy[2:] - 2.0 * xy[1:-1] + xy[:-2]
+    in2 = in1[1:] & in1[:-1]
+    if not in2.any():
+        raise ValueError("roughness: needs a stroke with at least 3 points")
+    m1 = np.mean(np.sum(d1[in1] ** 2, axis=1))
+    if m1 <= 0:
+        raise ValueError("roughness: the pen never moves (all steps are zero)")
+    m2 = np.mean(np.sum(d2[in2] ** 2, axis=1))
+    return float(np.sqrt(m2 / m1))
+
+
+def displacement_rms(original: Sketch, augmented: Sketch) -> float:
+    """Root-mean-square distance ``sqrt(mean ||a_i - o_i||^2)`` between matching points (chapter 6).
+
+    The size of an augmentation, used to compare Perlin noise and Gaussian
+    jitter at the same displacement magnitude (section 4.6).  Both drawings
+    must have the same stroke structure (as :func:`perlin` and
+    :func:`gaussian_jitter` keep it).  Independent jitter of standard
+    deviation ``s`` per coordinate has an expected squared displacement of
+    ``2 s^2``, so ``displacement_rms(o, a) / sqrt(2)`` is the matched ``s``.
+    """
+    o = _check_sketch(original, "displacement_rms")
+    a = _check_sketch(augmented, "displacement_rms")
+    if [len(s) for s in o.strokes] != [len(s) for s in a.strokes]:
+        raise ValueError("displacement_rms: the drawings differ in stroke structure")
+    d = a.points[:, :2] - o.points[:, :2]
+    return float(np.sqrt(np.mean(np.sum(d * d, axis=1))))
+
+
+def warp_field(
+    xy,
+    sketch: Sketch,
+    sigma: float = 0.15,
+    seed=0,
+    frequency: float = 1.0,
+    center: str = "drawing",
+) -> np.ndarray:
+    """The displacement ``sigma * (p(x) - p_CG)`` at any positions ``xy`` (``(..., 2)``) (paper 4.6; chapter 6).
+
+    The augmentation of :func:`perlin` is a warp of the whole plane: the noise
+    is looked up at a *position*, so every point of the plane has a
+    displacement, and a drawing's points take the ones at their positions.
+    ``p_CG`` is the time average of ``p`` over ``sketch``'s ink, so
+    ``warp_field(sketch.points[:, :2], sketch, ...)`` equals
+    :func:`perlin_displacement` of the same arguments.  ``center`` is
+    ``"drawing"`` or ``"none"``; ``"stroke"`` has one centre per stroke, not
+    one warp of the plane, and is refused.
+    """
+    sk = _check_sketch(sketch, "warp_field")
+    xy = np.asarray(xy, dtype=np.float64)
+    if xy.ndim < 1 or xy.shape[-1] != 2:
+        raise ValueError(f"warp_field: positions must have a last axis of size 2, got shape {xy.shape}")
+    off = sample_seed(seed)
+    p = perlin_field(xy, off, frequency)
+    if center == "drawing":
+        cg = time_weights(sk) @ perlin_field(sk.points[:, :2], off, frequency)
+    elif center == "none":
+        cg = np.zeros(2)
+    elif center == "stroke":
+        raise ValueError("warp_field: center='stroke' subtracts one centre per stroke, so it is no single warp of the plane")
+    else:
+        raise ValueError(f"warp_field: center must be 'drawing' or 'none', got {center!r}")
+    return float(sigma) * (p - cg)
+
+
+def center_of_gravity(sketch: Sketch, weights_from: Sketch | None = None) -> np.ndarray:
+    """The time-weighted centre of the ink, ``sum_i w_i x_i`` with :func:`time_weights` (paper 4.6; chapter 6).
+
+    ``weights_from`` takes the weights from another drawing of the same
+    structure (e.g. the original of an augmented copy: for untimed drawings
+    arc-length time, hence the weights, change when the drawing is warped).
+    """
+    sk = _check_sketch(sketch, "center_of_gravity")
+    ref = sk if weights_from is None else _check_sketch(weights_from, "center_of_gravity")
+    if ref.n_points != sk.n_points:
+        raise ValueError("center_of_gravity: weights_from has a different number of points")
+    return time_weights(ref) @ sk.points[:, :2]
+
+
+def _axes(ax, figsize=(3, 3)):
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=figsize)
+    return ax
+
+
+def _square_limits(ax, lo, hi, margin: float = 0.06):
+    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
+    span = max(float(np.max(hi - lo)), 1e-6)
+    c = 0.5 * (lo + hi)
+    m = margin * span
+    ax.set_xlim(c[0] - 0.5 * span - m, c[0] + 0.5 * span + m)
+    ax.set_ylim(c[1] - 0.5 * span - m, c[1] + 0.5 * span + m)
+
+
+def _bounds(sketches) -> tuple[np.ndarray, np.ndarray]:
+    pts = np.concatenate([s.points[:, :2] for s in sketches])
+    return pts.min(axis=0), pts.max(axis=0)
+
+
+def plot_perlin_field(
+    extent=(0.0, 4.0, 0.0, 4.0),
+    resolution: int = 200,
+    base: int = 0,
+    ax=None,
+    lattice: bool = True,
+    cmap: str = "RdBu_r",
+    colorbar: bool = True,
+):
+    """Image of the 2-D noise :func:`perlin2d` over ``extent = (x0, x1, y0, y1)`` (paper 4.6; chapter 6).
+
+    ``resolution`` pixels along the longer side; ``lattice`` draws the integer
+    lattice lines, on which the noise is zero at every crossing.  The colour
+    scale is symmetric, ``[-1, 1]``.  Returns the Axes.
+    """
+    x0, x1, y0, y1 = (float(v) for v in extent)
+    if not (x1 > x0 and y1 > y0):
+        raise ValueError(f"plot_perlin_field: extent must have x1 > x0 and y1 > y0, got {extent}")
+    resolution = int(resolution)
+    if resolution < 2:
+        raise ValueError(f"plot_perlin_field: resolution must be >= 2, got {resolution}")
+    ax = _axes(ax, (4, 4))
+    span = max(x1 - x0, y1 - y0)
+    nx = max(2, int(round(resolution * (x1 - x0) / span)))
+    ny = max(2, int(round(resolution * (y1 - y0) / span)))
+    X, Y = np.meshgrid(np.linspace(x0, x1, nx), np.linspace(y0, y1, ny))
+    Z = perlin2d(X, Y, base=base)
+    im = ax.imshow(Z, origin="lower", extent=(x0, x1, y0, y1), cmap=cmap, vmin=-1, vmax=1, interpolation="bilinear")
+    if lattice:
+        for gx in range(int(np.ceil(x0)), int(np.floor(x1)) + 1):
+            ax.axvline(gx, color="k", lw=0.5, alpha=0.35)
+        for gy in range(int(np.ceil(y0)), int(np.floor(y1)) + 1):
+            ax.axhline(gy, color="k", lw=0.5, alpha=0.35)
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_aspect("equal")
+    if colorbar:
+        ax.figure.colorbar(im, ax=ax, shrink=0.8)
+    return ax
+
+
+def plot_warp(
+    sketch: Sketch,
+    sigma: float = 0.15,
+    seed=0,
+    frequency: float = 1.0,
+    center: str = "drawing",
+    ax=None,
+    grid: int = 12,
+    show_center: bool = True,
+    title: str | None = None,
+):
+    """One Perlin augmentation drawn as a warp of the plane (paper 4.6; chapter 6).
+
+    The original drawing in light grey, the augmented one coloured by time
+    (:func:`sketchode.plot.plot_sketch`), and ``grid`` lines in each direction
+    over the drawing's box deformed by the same displacement
+    (:func:`warp_field`), so the smoothness of the warp is visible.  With
+    ``show_center`` the time-weighted centres of gravity (original ``x``,
+    augmented ``+``, both with the original's weights) are marked: they
+    coincide when ``center="drawing"``.  ``grid=0`` draws no grid (and is the
+    only choice with ``center="stroke"``).  Returns the Axes.
+    """
+    from sketchode.plot import plot_sketch
+
+    sk = _check_sketch(sketch, "plot_warp")
+    grid = int(grid)
+    if grid < 0:
+        raise ValueError(f"plot_warp: grid must be >= 0, got {grid}")
+    ax = _axes(ax)
+    aug = perlin(sk, sigma, seed, frequency, center)
+    lo, hi = _bounds([sk, aug])
+    if grid:
+        if center == "stroke":
+            raise ValueError("plot_warp: center='stroke' is no single warp of the plane; use grid=0")
+        from matplotlib.collections import LineCollection
+
+        span = np.max(hi - lo)
+        glo, ghi = lo - 0.1 * span, hi + 0.1 * span
+        U, K = np.meshgrid(np.linspace(0.0, 1.0, 100), np.linspace(0.0, 1.0, grid))  # (grid, 100)
+        horiz = np.stack([U, K], axis=-1)  # lines of constant y
+        lines = np.concatenate([horiz, horiz[..., ::-1]]) * (ghi - glo) + glo  # and of constant x
+        lines = lines + warp_field(lines, sk, sigma, seed, frequency, center)
+        ax.add_collection(LineCollection(lines, colors="tab:blue", linewidths=0.5, alpha=0.35, zorder=0))
+    plot_sketch(sk, ax=ax, color_by_time=False, color="0.75", linewidth=2.5)
+    plot_sketch(aug, ax=ax, linewidth=2)
+    if show_center:
+        c0 = center_of_gravity(sk)
+        c1 = center_of_gravity(aug, weights_from=sk)
+        ax.plot(*c0, "x", color="k", ms=8, mew=2, zorder=5)
+        ax.plot(*c1, "+", color="tab:red", ms=11, mew=2, zorder=6)
+    _square_limits(ax, lo, hi, 0.12)
+    if title is not None:
+        ax.set_title(title, fontsize=9)
+    return ax
+
+
+def plot_augmentations(
+    sketches,
+    sigmas: Sequence[float] = (0.1, 0.15, 0.2),
+    seeds: Sequence = (0, 1, 2, 3),
+    frequency: float = 1.0,
+    overlay: bool = True,
+    size: float = 1.8,
+):
+    """Figure 4 (right) of the paper: drawings and their Perlin augmentations (section 4.6; chapter 6).
+
+    One row per drawing (a :class:`Sketch` or a sequence of them).  The first
+    column is the original; then, with ``overlay`` (default), one column per
+    strength ``sigma`` in which the copies for every seed in ``seeds`` are
+    drawn over the original (light grey), one colour per seed: the "cloud"
+    of augmented samples around the real one.  Without ``overlay``, one column
+    per ``(sigma, seed)``, each copy coloured by time over the original (light
+    grey).  All panels of a row
+    share one scale, so the strengths compare.  Returns the Figure.
+    """
+    import matplotlib.pyplot as plt
+
+    from sketchode.plot import plot_sketch
+
+    if isinstance(sketches, Sketch):
+        sketches = [sketches]
+    sketches = [_check_sketch(s, "plot_augmentations") for s in sketches]
+    sigmas = [float(s) for s in np.atleast_1d(sigmas)]
+    seeds = list(seeds)
+    if not sketches or not sigmas or not seeds:
+        raise ValueError("plot_augmentations: needs at least one sketch, one sigma and one seed")
+    cols = [(s, None) for s in sigmas] if overlay else [(s, e) for s in sigmas for e in seeds]
+    ncols = 1 + len(cols)
+    fig, axes = plt.subplots(len(sketches), ncols, figsize=(ncols * size, len(sketches) * size * 1.12), squeeze=False)
+    colors = plt.get_cmap("tab10")
+    for r, sk in enumerate(sketches):
+        augs = {(s, e): perlin(sk, s, e, frequency) for s in sigmas for e in seeds}
+        lo, hi = _bounds([sk, *augs.values()])
+        plot_sketch(sk, ax=axes[r, 0], title="original" if r == 0 else None)
+        for c, (s, e) in enumerate(cols, start=1):
+            ax = axes[r, c]
+            title = None
+            if r == 0:
+                title = f"σ = {s:g}" if overlay else f"σ = {s:g}, seed {e}"
+            if overlay:
+                plot_sketch(sk, ax=ax, color_by_time=False, color="0.8", linewidth=2.5)
+                for k, e2 in enumerate(seeds):
+                    plot_sketch(augs[(s, e2)], ax=ax, color_by_time=False, color=colors(k % 10), linewidth=1.2)
+                if title is not None:
+                    ax.set_title(title, fontsize=9)
+            else:
+                plot_sketch(sk, ax=ax, color_by_time=False, color="0.85", linewidth=2.5)
+                plot_sketch(augs[(s, e)], ax=ax, title=title)
+        for ax in axes[r]:
+            _square_limits(ax, lo, hi)
+    fig.tight_layout(pad=0.3)
+    return fig
+
+
+def plot_displacement(original: Sketch, augmented: Sketch, ax=None, label: str | None = None, alpha: float = 1.0):
+    """The displacement ``augmented - original`` against time (section 4.6; chapter 6).
+
+    ``dx`` and ``dy`` over the original's ink time scaled to ``[0, 1]``,
+    broken at pen lifts.  A Perlin warp gives two smooth curves; Gaussian
+    jitter gives white noise.  Returns the Axes.
+    """
+    o = _check_sketch(original, "plot_displacement")
+    a = _check_sketch(augmented, "plot_displacement")
+    if [len(s) for s in o.strokes] != [len(s) for s in a.strokes]:
+        raise ValueError("plot_displacement: the drawings differ in stroke structure")
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(figsize=(6, 2.2))
+    t = ink_time(o)
+    span = t[-1] - t[0]
+    t = (t - t[0]) / span if span > 0 else np.zeros_like(t)
+    d = a.points[:, :2] - o.points[:, :2]
+    # NaN between strokes breaks the lines at pen lifts
+    cut = np.flatnonzero(np.diff(o.stroke_index)) + 1
+    t = np.insert(t, cut, np.nan)
+    d = np.insert(d, cut, np.nan, axis=0)
+    prefix = "" if label is None else f"{label}: "
+    ax.plot(t, d[:, 0], color="tab:blue", lw=1.2, alpha=alpha, label=f"{prefix}dx")
+    ax.plot(t, d[:, 1], color="tab:orange", lw=1.2, alpha=alpha, label=f"{prefix}dy")
+    ax.axhline(0.0, color="0.6", lw=0.6)
+    ax.set_xlabel("t (ink time, scaled)")
+    ax.set_ylabel("displacement")
+    return ax
+
+
+
 __all__ = [
     "COORD_SEEDS",
     "PERLIN_LIPSCHITZ",
@@ -383,4 +707,12 @@ __all__ = [
     "sample_seed",
     "ink_time",
     "time_weights",
+    "roughness",
+    "displacement_rms",
+    "warp_field",
+    "center_of_gravity",
+    "plot_perlin_field",
+    "plot_warp",
+    "plot_augmentations",
+    "plot_displacement",
 ]
