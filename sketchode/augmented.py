@@ -68,25 +68,32 @@ VISIBLE = 2
 
 
 # ------------------------------------------------------------------ target
-def figure_eight(G: int = 100, T: float = 5.0, scale: float = 0.5, phase: float = 0.25,
+def figure_eight(G: int = 100, T: float = 5.0, scale: float = 0.5, phase: float = 0.25, rest: bool = True,
                  dtype: torch.dtype = torch.float32):
     """The figure-eight target: ``t (G,)`` uniform on ``[0, T]`` and ``xy (G, 2)`` (chapter 4).
 
     One lap of the lemniscate of Gerono ``scale (sin phi, sin phi cos phi)``,
-    ``phi = 2 pi (t / T + phase)``, translated so that it starts at the origin
+    ``phi = 2 pi (phase + u)``, translated so that it starts at the origin
     like every normalised drawing (section 4.1).  It passes its centre twice,
     in two different directions: a self-overlap, which no trajectory of an
-    autonomous first-order ODE in the plane can draw.  With the default
-    ``phase = 0.25`` and ``scale = 0.5`` the drawing starts at the tip of the
-    right lobe, spans the unit distance from its start (as normalised drawings
-    do) and crosses itself at ``t = T / 4`` and ``t = 3 T / 4``.
+    autonomous first-order ODE in the plane can draw.  With the defaults the
+    drawing starts at the tip of the right lobe and spans the unit distance
+    from its start, as normalised drawings do.
+
+    ``rest=True``: the pen starts and ends at rest, like a hand, with the
+    bell-shaped speed profile ``u = (1 - cos(pi t / T)) / 2``; this matches
+    the decoder's fixed visible start ``s'(0) = 0`` (eq. 2).  ``rest=False``:
+    constant parameter speed, ``u = t / T``.
     """
     if isinstance(G, bool) or not isinstance(G, int) or G < 3:
         raise ValueError(f"figure_eight: G must be an int >= 3, got {G!r}")
     if not np.isfinite(T) or T <= 0:
         raise ValueError(f"figure_eight: T must be a positive number, got {T!r}")
     t = torch.linspace(0.0, float(T), G, dtype=torch.float64)
-    phi = 2 * torch.pi * (t / T + phase)
+    u = t / T
+    if rest:
+        u = (1 - torch.cos(torch.pi * u)) / 2
+    phi = 2 * torch.pi * (phase + u)
     xy = scale * torch.stack([torch.sin(phi), torch.sin(phi) * torch.cos(phi)], dim=1)
     return t.to(dtype), (xy - xy[0]).to(dtype)
 
@@ -117,15 +124,15 @@ class AugmentedODE(nn.Module):
     """
 
     def __init__(self, d: int = 4, hidden: Sequence[int] = (32, 32), activation: str = "tanh", w: float = 1.0,
-                 time: bool = False, learn_h0: bool = True, seed: int = 0):
+                 time: bool = False, learn_h0: bool = True, zero_last: bool = False, seed: int = 0):
         super().__init__()
         self.d = _check_d(d, type(self).__name__)
         self.n = VISIBLE + self.d
         self.time = bool(time)
-        g = torch.random.fork_rng(devices=[])
-        with g:
+        with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.f = MLP(self.n + int(self.time), self.n, tuple(hidden), activation=activation, w=w)
+            self.f = MLP(self.n + int(self.time), self.n, tuple(hidden), activation=activation, w=w,
+                         zero_last=zero_last)
         h0 = torch.zeros(self.d)
         if learn_h0 and self.d > 0:
             self.h0 = nn.Parameter(h0)
@@ -213,14 +220,15 @@ class SecondOrderODE(nn.Module):
     """
 
     def __init__(self, d: int = 4, hidden: Sequence[int] = (32, 32), activation: str = "tanh", w: float = 1.0,
-                 time: bool = False, seed: int = 0):
+                 time: bool = False, zero_last: bool = False, seed: int = 0):
         super().__init__()
         self.d = _check_d(d, "SecondOrderODE")
         self.n = VISIBLE + self.d
         self.time = bool(time)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.F = MLP(self.n + int(self.time), self.n, tuple(hidden), activation=activation, w=w)
+            self.F = MLP(self.n + int(self.time), self.n, tuple(hidden), activation=activation, w=w,
+                         zero_last=zero_last)
         self.h0 = nn.Parameter(torch.zeros(self.d))
         self.dh0 = nn.Parameter(torch.zeros(self.d))
 
@@ -265,33 +273,39 @@ def mse(model: nn.Module, target: torch.Tensor, t: torch.Tensor) -> float:
         return float(((model(t) - target) ** 2).mean())
 
 
-def fit(model: nn.Module, target: torch.Tensor, t: torch.Tensor, steps: int = 600, lr: float = 1e-2,
+def fit(model: nn.Module, target: torch.Tensor, t: torch.Tensor, steps: int = 600, lr: float = 3e-2,
         seed: int = 0) -> np.ndarray:
     """Fit a toy model to one curve by full-batch Adam on the mean squared error (chapter 4).
 
     ``target (G, 2)`` on the grid ``t (G,)``.  The learning rate decays by a
-    cosine from ``lr`` to ``lr / 20`` over ``steps``.  ``seed`` seeds torch's
-    generator first, so a model with random parts trains reproducibly.
-    Returns ``steps + 1`` losses: before every step, then after the last.
+    cosine from ``lr`` to ``lr / 20`` over ``steps``.  Training runs under
+    ``torch.manual_seed(seed)`` in a forked generator (the caller's random
+    state is left as it was), so a model with random parts trains
+    reproducibly.  Returns ``steps + 1`` losses: before every step, then
+    after the last one (:func:`mse` of the fitted model).
     """
     _check_target(target, t, "fit")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ValueError(f"fit: steps must be an int >= 0, got {steps!r}")
-    if not lr > 0:
-        raise ValueError(f"fit: lr must be positive, got {lr!r}")
-    torch.manual_seed(seed)
+    if not (isinstance(lr, (int, float)) and np.isfinite(lr) and lr > 0):
+        raise ValueError(f"fit: lr must be a positive number, got {lr!r}")
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1), eta_min=lr / 20)
+    if steps and not params:
+        raise ValueError(f"fit: {type(model).__name__} has no trainable parameters")
     losses = np.empty(steps + 1)
-    for i in range(steps):
-        opt.zero_grad(set_to_none=True)
-        loss = ((model(t) - target) ** 2).mean()
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses[i] = float(loss.detach())
-    losses[steps] = mse(model, target, t)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if steps:
+            opt = torch.optim.Adam(params, lr=lr)
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=lr / 20)
+        for i in range(steps):
+            opt.zero_grad(set_to_none=True)
+            loss = ((model(t) - target) ** 2).mean()
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses[i] = float(loss.detach())
+        losses[steps] = mse(model, target, t)
     return losses
 
 
@@ -300,8 +314,9 @@ def self_intersections(xy, tol: float = 1e-9) -> int:
     """How many pairs of non-adjacent segments of the polyline ``xy (G, 2)`` properly cross (chapter 4).
 
     Vectorised over all segment pairs (``O(G^2)`` memory; fine for the
-    hundreds of points of a stroke).  Touching end points and collinear
-    overlaps are not counted.  A solution of an autonomous first-order ODE in
+    hundreds of points of a stroke).  Only proper crossings count: touching
+    end points, collinear overlaps and a crossing that falls exactly on a
+    vertex are not counted.  A solution of an autonomous first-order ODE in
     the plane gives ``0`` up to the solver's error; a figure-eight gives ``1``.
     """
     if isinstance(xy, torch.Tensor):
@@ -344,8 +359,16 @@ def _timeline(ax, xy, cmap="viridis", lw=2.0, **kw):
     return lc
 
 
+def _box(arrays, pad: float = 0.1):
+    """A square box ``(xlim, ylim)`` around every point of ``arrays`` (each ``(..., 2)``), ``pad`` of its side added."""
+    pts = np.concatenate([_np(a).reshape(-1, 2) for a in arrays])
+    lo, hi = pts.min(0), pts.max(0)
+    c, half = (lo + hi) / 2, max(float((hi - lo).max()) / 2, 1e-3) * (1 + pad)
+    return (c[0] - half, c[0] + half), (c[1] - half, c[1] + half)
+
+
 def plot_fits(target, fits: Mapping[str, object], losses: Mapping[str, np.ndarray] | None = None,
-              size: float = 2.6, lim: float | None = None):
+              size: float = 2.6):
     """Target (dashed grey) and each model's curve (coloured by time), one panel per model, and the
     loss curves in a last panel when ``losses`` is given (chapter 4).  Returns the figure."""
     import matplotlib.pyplot as plt
@@ -356,14 +379,13 @@ def plot_fits(target, fits: Mapping[str, object], losses: Mapping[str, np.ndarra
     n = len(fits) + (losses is not None)
     fig, axes = plt.subplots(1, n, figsize=(size * n, size), squeeze=False)
     axes = axes[0]
-    pts = np.concatenate([tgt] + [_np(v) for v in fits.values()])
-    r = lim if lim is not None else 1.1 * np.abs(pts).max()
+    xlim, ylim = _box([tgt, *fits.values()])
     for ax, (name, xy) in zip(axes, fits.items()):
         xy = _np(xy)
         ax.plot(tgt[:, 0], tgt[:, 1], "--", color="0.6", lw=1.2)
         _timeline(ax, xy)
         ax.plot(*xy[0], "o", color="k", ms=3)
-        ax.set_xlim(-r, r), ax.set_ylim(-r, r), ax.set_aspect("equal")
+        ax.set_xlim(*xlim), ax.set_ylim(*ylim), ax.set_aspect("equal")
         ax.set_xticks([]), ax.set_yticks([])
         ax.set_title(name, fontsize=9)
     if losses is not None:
@@ -378,12 +400,13 @@ def plot_fits(target, fits: Mapping[str, object], losses: Mapping[str, np.ndarra
     return fig
 
 
-def plot_phase(model: nn.Module, t: torch.Tensor, target=None, ax=None, lim: float = 1.2, n: int = 25):
+def plot_phase(model: nn.Module, t: torch.Tensor, target=None, ax=None, n: int = 25):
     """The learned vector field of a 2-D first-order model (streamlines), its solution and the target (chapter 4).
 
     Only for a state that is the drawing itself (:class:`FirstOrderODE`, or
     ``AugmentedODE(d=0)``) and no time input: then the field is a picture in
-    the plane, and its streamlines, like its solutions, never cross.
+    the plane, and its streamlines, like its solutions, never cross.  The
+    box holds the solution and the target.
     """
     import matplotlib.pyplot as plt
 
@@ -391,18 +414,19 @@ def plot_phase(model: nn.Module, t: torch.Tensor, target=None, ax=None, lim: flo
         raise ValueError("plot_phase: needs an autonomous 2-D first-order model (FirstOrderODE without time)")
     if ax is None:
         _, ax = plt.subplots(figsize=(3.4, 3.4))
-    g = torch.linspace(-lim, lim, n)
-    X, Y = torch.meshgrid(g, g, indexing="xy")
+    with torch.no_grad():
+        xy = model(t)
+    xlim, ylim = _box([xy] + ([] if target is None else [target]), pad=0.25)
+    X, Y = torch.meshgrid(torch.linspace(*xlim, n), torch.linspace(*ylim, n), indexing="xy")
     with torch.no_grad():
         V = model.field(t[:1], torch.stack([X, Y], dim=-1))
-        xy = model(t)
     ax.streamplot(X.numpy(), Y.numpy(), V[..., 0].numpy(), V[..., 1].numpy(), color="0.75", density=1.0,
                   linewidth=0.7, arrowsize=0.7)
     if target is not None:
         tg = _np(target)
         ax.plot(tg[:, 0], tg[:, 1], "--", color="0.4", lw=1.2)
     _timeline(ax, _np(xy))
-    ax.set_xlim(-lim, lim), ax.set_ylim(-lim, lim), ax.set_aspect("equal")
+    ax.set_xlim(*xlim), ax.set_ylim(*ylim), ax.set_aspect("equal")
     return ax
 
 
@@ -425,11 +449,16 @@ def plot_lifted(xy, rest, ax=None, title: str | None = None):
     if ax is None:
         fig = plt.figure(figsize=(3.6, 3.4))
         ax = fig.add_subplot(projection="3d")
-    cols = plt.get_cmap("viridis")(np.linspace(0, 1, len(u)))
+    from mpl_toolkits.mplot3d.art3d import Line3DCollection
+
     floor = u.min() - 0.3 * (np.ptp(u) + 1e-12)
     ax.plot(xy[:, 0], xy[:, 1], np.full_like(u, floor), color="0.6", lw=1)
-    for i in range(len(u) - 1):  # matplotlib 3-D lines take one colour each
-        ax.plot(xy[i:i + 2, 0], xy[i:i + 2, 1], u[i:i + 2], color=cols[i], lw=2)
+    pts = np.column_stack([xy, u])
+    lc = Line3DCollection(np.stack([pts[:-1], pts[1:]], axis=1), cmap="viridis", linewidths=2)
+    lc.set_array(np.linspace(0, 1, len(u) - 1))
+    ax.add_collection3d(lc)
+    ax.set_xlim(xy[:, 0].min(), xy[:, 0].max()), ax.set_ylim(xy[:, 1].min(), xy[:, 1].max())
+    ax.set_zlim(floor, u.max())
     ax.set_xlabel("x", fontsize=8), ax.set_ylabel("y", fontsize=8), ax.set_zlabel("hidden", fontsize=8)
     ax.tick_params(labelsize=6)
     if title:

@@ -13,12 +13,18 @@ module holds what it needs beyond the encoder itself:
   drawn at another speed), :func:`subsample` (a random subset of the samples:
   irregular timestamps), :func:`irregular_grid` and :func:`collate_on_grid`
   (a batch on any shared time grid);
+* **batching on the union grid**: :func:`gap_ratio` (how non-uniform a time
+  grid is), :func:`step_path` (a pen step across one narrow gap) and
+  :func:`spline_extremes` (how far the spline overshoots its samples): why a
+  natural cubic spline through the pen channel rings on the union of many
+  drawings' times, and why ``collate_full(..., resolution=...)`` snaps them;
 * **encoders side by side**: :func:`encode` gives ``z`` of a
   :class:`~sketchode.data.batching.FullBatch` for a
   :class:`~sketchode.encoder.CDEEncoder`, a
   :class:`~sketchode.baselines.BiLSTMEncoder` or a model with ``encode``;
   :func:`resampling_sensitivity` measures how much ``z`` moves when the same
-  drawings are re-sampled; :class:`EncoderClassifier`,
+  drawings are re-sampled (:func:`relative_shift`: per drawing, relative to
+  the distance between different drawings' codes); :class:`EncoderClassifier`,
   :func:`train_classifier` and :func:`classifier_accuracy` train a linear
   probe on top of an encoder; :func:`median_seconds` times a call;
 * **figures**: :func:`plot_spline` (samples, spline and derivative per
@@ -51,8 +57,12 @@ __all__ = [
     "subsample",
     "irregular_grid",
     "collate_on_grid",
+    "gap_ratio",
+    "step_path",
+    "spline_extremes",
     "encode",
     "resampling_sensitivity",
+    "relative_shift",
     "EncoderClassifier",
     "train_classifier",
     "classifier_accuracy",
@@ -69,7 +79,7 @@ CHANNELS = ("t", "x", "y", "pen")
 def _at(t: torch.Tensor, at) -> torch.Tensor:
     if at is None:
         return t
-    at = torch.as_tensor(at, dtype=t.dtype, device=t.device)
+    at = torch.as_tensor(at, dtype=t.dtype, device=t.device).contiguous()
     if at.ndim != 1:
         raise ValueError(f"at must be a 1-D tensor of times, got shape {tuple(at.shape)}")
     if not bool(torch.isfinite(at).all()):
@@ -104,7 +114,7 @@ def index_spline_derivative(path: torch.Tensor, t: torch.Tensor, at=None) -> tor
     sample *index* ``0, 1, ..., G - 1``) and built
     ``CubicSpline(coeffs, t)`` with the *real* times ``t``: each piece's
     polynomial, made for a unit step in the index, is read over a step of
-    ``t_{i+1} - t_i`` in time.  Its derivative at the knots is ``dX/di``, so
+    ``t_{i+1} - t_i`` in time.  Its derivative where a piece starts is ``dX/di``, so
     the control the CDE sees is ``dX/dt`` divided by the sampling rate
     ``di/dt`` (``(G - 1) / T`` on a uniform grid: about 20 at ``G = 100``,
     ``T = 5``).  Section 4.2, eq. 4.  Returns ``(B, len(at), C)``.
@@ -122,8 +132,9 @@ def warp_time(sketch: Sketch, warp) -> Sketch:
     (of :meth:`Sketch.ink_time`: real timestamps, or arc length), the new
     timestamps are ``t_0 + (t_N - t_0) warp(u)``.  ``warp`` is a callable on
     arrays in ``[0, 1]`` that must fix 0 and 1 and strictly increase on the
-    points, or a positive number ``p`` for ``u ** p`` (``p > 1``: slow start,
-    fast end).  The result is ``timed`` (its time is now real data).  Used by
+    points, or a positive number ``p`` for ``u ** p`` (``p > 1``: the early
+    points come sooner, a fast start and a slow finish; ``p < 1``: the
+    opposite).  The result is ``timed`` (its time is now real data).  Used by
     chapter 7 to show why time must be a channel of the control (section 4.2).
     """
     if not isinstance(sketch, Sketch):
@@ -163,7 +174,8 @@ def subsample(sketch: Sketch, keep: float = 0.5, seed=0) -> Sketch:
     ``numpy.random.default_rng(seed)``); the timestamps of the survivors are
     unchanged, so the gaps between them become irregular.  The drawing is
     re-timed first when it has no real timestamps (arc length), so that
-    dropping points does not change the time of the ones kept.
+    dropping points does not change the time of the ones kept.  Irregular
+    sampling is what a Neural CDE handles natively (section 4.2, appendix D).
     """
     if not isinstance(sketch, Sketch):
         raise TypeError(f"subsample: expected a Sketch, got {type(sketch).__name__}")
@@ -189,7 +201,8 @@ def irregular_grid(G: int, T: float = T_DEFAULT, seed=0, min_gap: float = 0.2) -
     The ``G - 1`` gaps are ``min_gap + (1 - min_gap) E_k`` times the uniform
     gap ``T / (G - 1)``, ``E_k`` i.i.d. exponential normalised to mean 1 (so
     gaps vary a lot but none is below ``min_gap`` of the uniform one, and the
-    grid stays strictly increasing in float32).
+    grid stays strictly increasing in float32).  For re-sampling tests of
+    the encoders (section 4.2: "non-uniformly sampled data at inference").
     """
     if isinstance(G, bool) or int(G) != G or G < 2:
         raise ValueError(f"irregular_grid: G must be an integer >= 2, got {G!r}")
@@ -210,7 +223,7 @@ def collate_on_grid(sketches: Sequence[Sketch], t, T: float = T_DEFAULT, join_po
     Like ``collate_full(grid="uniform")`` but on the grid given (e.g.
     :func:`irregular_grid`): positions by linear interpolation along time, the
     pen by :func:`~sketchode.data.sketch.interp_pen`; the mask is all true.
-    ``t`` must strictly increase inside ``[0, T]``.
+    ``t`` must strictly increase inside ``[0, T]``.  Appendix D (batching).
     """
     if len(sketches) == 0:
         raise ValueError("collate_on_grid: empty batch (no sketches)")
@@ -230,6 +243,73 @@ def collate_on_grid(sketches: Sequence[Sketch], t, T: float = T_DEFAULT, join_po
     return FullBatch(t=torch.as_tensor(t, dtype=dtype), points=torch.as_tensor(pts, dtype=dtype),
                      mask=torch.ones(pts.shape[:2], dtype=torch.bool),
                      labels=[s.label for s in sketches], keys=[s.key for s in sketches])
+
+
+# ------------------------------------------------------ the union grid
+def gap_ratio(t) -> float:
+    """The largest ratio between two neighbouring gaps of a time grid: ``max_k max(h_k / h_{k+1}, h_{k+1} / h_k)``.
+
+    ``h_k = t_{k+1} - t_k``; 1 on a uniform grid.  A natural cubic spline through
+    a step overshoots roughly in proportion to this ratio at the step
+    (:func:`step_path`), which is what went wrong with the pen channel on the
+    union grid of a batch before its times were snapped to a resolution
+    (``collate_full(..., grid="union", resolution=...)``; appendix D, chapter 7).
+    ``t`` (array or tensor, read in float64) must strictly increase and have at
+    least 3 points.
+    """
+    t = np.asarray(t.detach().cpu() if isinstance(t, torch.Tensor) else t, dtype=np.float64)
+    if t.ndim != 1 or t.size < 3:
+        raise ValueError(f"gap_ratio: t must be a 1-D grid of >= 3 times, got shape {t.shape}")
+    h = np.diff(t)
+    if not np.isfinite(t).all() or np.any(h <= 0):
+        raise ValueError("gap_ratio: t must be finite and strictly increasing")
+    r = h[1:] / h[:-1]
+    return float(np.maximum(r, 1.0 / r).max())
+
+
+def step_path(ratio: float, n: int = 8, T: float = T_DEFAULT) -> torch.Tensor:
+    """``(2 n + 2, 4)`` float64 control path ``t, x, y, pen``: a pen step across one gap ``ratio`` times narrower.
+
+    ``n + 1`` samples with ``pen = 0`` and then ``n + 1`` with ``pen = 1``
+    (``x = y = 0``), all gaps equal to ``H`` except the one across the jump,
+    ``H / ratio``; the times span ``[0, T]``.  ``gap_ratio`` of its grid is
+    ``ratio`` (or ``1 / ratio``).  The pen channel of a drawing on the union
+    grid of a batch looks like this where another drawing's time falls just
+    after a pen lift (appendix D; chapter 7 fits the spline of section 4.2
+    through it).
+    """
+    ratio = float(ratio)
+    if not (np.isfinite(ratio) and ratio > 0):
+        raise ValueError(f"step_path: ratio must be a finite number > 0, got {ratio!r}")
+    if isinstance(n, bool) or int(n) != n or n < 1:
+        raise ValueError(f"step_path: n must be an integer >= 1, got {n!r}")
+    if not (np.isfinite(T) and T > 0):
+        raise ValueError(f"step_path: T must be > 0, got {T!r}")
+    n = int(n)
+    gaps = np.full(2 * n + 1, 1.0)
+    gaps[n] = 1.0 / ratio
+    t = np.concatenate([[0.0], np.cumsum(gaps)])
+    t *= T / t[-1]
+    pen = (np.arange(2 * n + 2) > n).astype(np.float64)
+    zero = np.zeros_like(t)
+    return torch.as_tensor(np.column_stack([t, zero, zero, pen]))
+
+
+def spline_extremes(path: torch.Tensor, t: torch.Tensor, dense: int = 4000) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(low, high)``, each ``(B, C)``: min and max of the natural cubic spline through ``path (B, G, C)``.
+
+    The spline is the encoder's control (section 4.2, :func:`sketchode.encoder.spline`,
+    fitted on real time ``t``), read at ``dense`` uniform times over
+    ``[t_0, t_{G-1}]`` plus the knots ``t`` themselves (so ``low <= path <= high``).
+    On the pen channel, ``high - 1`` is the overshoot above pen up
+    (chapter 7; :func:`step_path`).
+    """
+    _check(path, t, "spline_extremes")
+    if isinstance(dense, bool) or int(dense) != dense or dense < 2:
+        raise ValueError(f"spline_extremes: dense must be an integer >= 2, got {dense!r}")
+    q = torch.cat([torch.linspace(float(t[0]), float(t[-1]), int(dense), dtype=t.dtype, device=t.device), t])
+    v = spline(path, t).evaluate(q.sort().values)
+    return v.amin(dim=1), v.amax(dim=1)
 
 
 # ------------------------------------------------------ encoders side by side
@@ -294,18 +374,40 @@ def resampling_sensitivity(encoder, sketches: Sequence[Sketch], G1=50, G2=150, T
     b1, b2 = _batch_on(sketches, G1, T), _batch_on(sketches, G2, T)
     with torch.no_grad():
         z1, z2 = encode(encoder, b1), encode(encoder, b2)
-    n = z1.shape[0]
-    shift = (z1 - z2).norm(dim=1).mean()
-    spread = torch.cdist(z1, z1).sum() / (n * (n - 1))
+    return float(relative_shift(z1, z2).mean())
+
+
+def relative_shift(z_a: torch.Tensor, z_b: torch.Tensor) -> torch.Tensor:
+    """``(B,)``: ``|| z_a[i] - z_b[i] ||`` over the mean distance between different drawings' codes in ``z_a``.
+
+    The measure behind :func:`resampling_sensitivity` (section 4.2).  ``z_a``
+    and ``z_b`` are ``(B, l)`` codes of the same ``B >= 2`` drawings under two
+    conditions (two grids, two speeds, ...).  1 means "moved as far as another
+    drawing is"; 0 means "unchanged".  Chapter 7.
+    """
+    for name, z in (("z_a", z_a), ("z_b", z_b)):
+        if not isinstance(z, torch.Tensor) or z.ndim != 2:
+            raise ValueError(f"relative_shift: {name} must be a (B, l) tensor, got "
+                             f"{tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__}")
+    if z_a.shape != z_b.shape:
+        raise ValueError(f"relative_shift: z_a and z_b must have the same shape, "
+                         f"got {tuple(z_a.shape)} and {tuple(z_b.shape)}")
+    n = z_a.shape[0]
+    if n < 2:
+        raise ValueError(f"relative_shift: need codes of at least 2 drawings, got {n}")
+    z_a, z_b = z_a.detach(), z_b.detach()
+    spread = torch.cdist(z_a, z_a).sum() / (n * (n - 1))
     if float(spread) == 0.0:
-        raise ValueError("resampling_sensitivity: every drawing has the same code (zero spread)")
-    return float(shift / spread)
+        raise ValueError("relative_shift: every drawing has the same code (zero spread)")
+    return (z_a - z_b).norm(dim=1) / spread
 
 
 class EncoderClassifier(nn.Module):
     """An encoder followed by a linear classifier head ``Linear(l, n_classes)`` (a probe of ``z``; chapter 7).
 
-    ``classes`` are the label strings, in the order of the logits.
+    ``classes`` are the label strings, in the order of the logits.  Used to
+    compare the Neural CDE encoder (section 4.2) with the BiLSTM encoder of
+    the paper's baseline (section 5.2) at equal budget.
     """
 
     def __init__(self, encoder: nn.Module, latent: int, classes: Sequence[str]):
@@ -361,7 +463,7 @@ def train_classifier(model: EncoderClassifier, sketches: Sequence[Sketch], steps
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     model.eval()
     return losses
 
@@ -382,7 +484,11 @@ def classifier_accuracy(model: EncoderClassifier, sketches: Sequence[Sketch], gr
 
 
 def median_seconds(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
-    """Median wall time in seconds of ``fn()`` over ``repeats`` calls after ``warmup`` untimed ones."""
+    """Median wall time in seconds of ``fn()`` over ``repeats`` calls after ``warmup`` untimed ones.
+
+    Chapter 7 times the encoder's two solvers (section 4.2, eq. 4) with it;
+    synchronise CUDA inside ``fn`` when timing on a GPU.
+    """
     if int(repeats) < 1:
         raise ValueError(f"median_seconds: repeats must be >= 1, got {repeats!r}")
     for _ in range(int(warmup)):
@@ -400,7 +506,7 @@ def _one_path(obj, index: int, T: float):
     """``(t (G,), path (G, 4), own (G,) bool)`` float64 tensors from a Sketch, a FullBatch or a (G, 4) path."""
     if isinstance(obj, Sketch):
         q = torch.as_tensor(obj.to_full_sequence(T=T), dtype=torch.float64)
-        return q[:, 0], q, torch.ones(len(q), dtype=torch.bool)
+        return q[:, 0].contiguous(), q, torch.ones(len(q), dtype=torch.bool)
     if isinstance(obj, FullBatch):
         if not (-len(obj) <= index < len(obj)):
             raise IndexError(f"plot_spline: index {index} out of range for a batch of {len(obj)}")
@@ -409,12 +515,13 @@ def _one_path(obj, index: int, T: float):
         q = torch.as_tensor(obj, dtype=torch.float64)
         if q.ndim != 2 or q.shape[1] != 4:
             raise ValueError(f"plot_spline: a path must be (G, 4) t, x, y, pen, got shape {tuple(q.shape)}")
-        return q[:, 0], q, torch.ones(len(q), dtype=torch.bool)
+        return q[:, 0].contiguous(), q, torch.ones(len(q), dtype=torch.bool)
     raise TypeError(f"plot_spline: expected a Sketch, a FullBatch or a (G, 4) path, got {type(obj).__name__}")
 
 
 def plot_spline(obj, index: int = 0, channels: Sequence[str] = ("x", "y", "pen"), derivative: bool = True,
-                index_bug: bool = False, dense: int = 600, T: float = T_DEFAULT, axes=None):
+                index_bug: bool = False, dense: int = 600, T: float = T_DEFAULT, axes=None,
+                label: str | None = None, color: str = "C0"):
     """The control path of one drawing: samples, natural cubic spline and its derivative per channel.
 
     ``obj`` is a :class:`Sketch` (its own samples, full-sequence format), a
@@ -424,6 +531,8 @@ def plot_spline(obj, index: int = 0, channels: Sequence[str] = ("x", "y", "pen")
     on real time).  Bottom row (``derivative``): ``dX_c/dt``, what the CDE
     integrates against (eq. 4); with ``index_bug`` also the derivative of the
     spline fitted on the sample index (:func:`index_spline_derivative`), dashed.
+    ``axes`` draws into existing Axes (e.g. two drawings on the same panels);
+    ``label`` and ``color`` then tell their splines apart in the legend.
     Returns the ``(rows, len(channels))`` array of Axes.  Chapter 7.
     """
     import matplotlib.pyplot as plt
@@ -447,14 +556,15 @@ def plot_spline(obj, index: int = 0, channels: Sequence[str] = ("x", "y", "pen")
     for j, c in enumerate(chans):
         k = CHANNELS.index(c)
         ax = axes[0, j]
-        ax.plot(td, val[:, k], color="C0", lw=1.2, label="spline $X(t)$")
-        ax.plot(tn[on], pn[on, k], ".", color="k", ms=4, label="samples")
+        ax.plot(td, val[:, k], color=color, lw=1.2, label=label or "spline $X(t)$")
+        ax.plot(tn[on], pn[on, k], ".", color="k", ms=4, label=None if label else "samples")
         if not on.all():
             ax.plot(tn[~on], pn[~on, k], "o", mfc="none", color="0.5", ms=3, label="not own (interpolated)")
         ax.set_title(c + "(t)", fontsize=9)
         if derivative:
             ax = axes[1, j]
-            ax.plot(td, der[:, k], color="C1", lw=1.2, label="$dX/dt$ (real time)")
+            ax.plot(td, der[:, k], color="C1" if label is None else color, lw=1.2,
+                    label=f"{label}: $dX/dt$" if label else "$dX/dt$ (real time)")
             if bug is not None:
                 ax.plot(td, bug[:, k], "--", color="C3", lw=1.2, label="fitted on index (bug)")
             ax.axhline(0, color="0.8", lw=0.8, zorder=0)

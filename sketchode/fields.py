@@ -18,7 +18,8 @@ Contents
 * :func:`field_complexity`: the RMS spatial frequency of a field (cycles per unit length);
 * :func:`turning`, :func:`self_intersections`: how much a trajectory turns, and
   how often it crosses itself;
-* :func:`rk4_errors`: RK4's error against step count (smooth vs piecewise-linear fields);
+* :func:`rk4_errors`, :func:`adaptive_nfe`: what a piecewise-linear (ReLU) field costs
+  fixed-step RK4 (accuracy) and an adaptive solver (evaluations);
 * :func:`plot_field`, :func:`plot_trajectories`, :func:`plot_field_grid`: the figures.
 
 Every function takes a *field* ``f``: an :class:`~sketchode.dynamics.MLP` (or
@@ -50,6 +51,7 @@ __all__ = [
     "turning",
     "self_intersections",
     "rk4_errors",
+    "adaptive_nfe",
     "plot_field",
     "plot_trajectories",
     "plot_field_grid",
@@ -274,19 +276,25 @@ def field_complexity(f: Callable, n: int = 64, lim: float = 1.0, t: float = 0.0)
 
         k_rms = sqrt( mean ||J_f(x)||_F^2 / mean ||f(x) - mean f||^2 ) / (2 pi)
 
-    over an ``n x n`` grid, with the exact Jacobian from :func:`jacobian_on_grid`.
-    By Parseval's theorem this is the power-weighted RMS wavenumber of
+    over an ``n x n`` grid (means by the trapezoidal rule), with the exact
+    Jacobian from :func:`jacobian_on_grid`.  By Parseval's theorem this is the power-weighted RMS wavenumber of
     ``f``'s Fourier spectrum: a plane wave ``sin(2 pi k x)`` gives ``k``
-    (exactly, over whole periods), a linear field ``A x`` gives
+    (to round-off, over whole periods), a linear field ``A x`` gives
     ``sqrt(3) / (2 pi lim)`` (about 0.28 on ``[-1, 1]^2``) whatever ``A``.  It
     ignores the field's magnitude (speed), so it compares the *shape* of
     fields with different activations and ``w``.  A constant field gives 0.
     """
     F, J = jacobian_on_grid(f, n=n, lim=lim, t=t)
-    var = ((F - F.mean(axis=(0, 1))) ** 2).sum(-1).mean()
+    # Box averages by the trapezoidal rule (half weight on the borders): second-order accurate, and
+    # exact for trigonometric polynomials over whole periods.
+    w1 = np.ones(F.shape[0])
+    w1[[0, -1]] = 0.5
+    wts = np.outer(w1, w1) / np.outer(w1, w1).sum()
+    mean = np.einsum("ij,ijc->c", wts, F)
+    var = float(np.einsum("ij,ij->", wts, ((F - mean) ** 2).sum(-1)))
     if var == 0.0:
         return 0.0
-    return float(np.sqrt((J ** 2).sum((-2, -1)).mean() / var) / (2 * math.pi))
+    return float(np.sqrt(np.einsum("ij,ij->", wts, (J ** 2).sum((-2, -1))) / var) / (2 * math.pi))
 
 
 def turning(paths, min_step: float = 1e-4) -> np.ndarray:
@@ -372,6 +380,42 @@ def rk4_errors(f: nn.Module, starts, T: float = 5.0, Gs: Sequence[int] = (51, 10
         e = (trajectories(f64, y0, T, G) - r).norm(dim=-1) / r.norm(dim=-1).clamp_min(1.0)
         out.append(float(e.max()))
     return np.array(out)
+
+
+def adaptive_nfe(f: nn.Module, starts, T: float = 5.0, tol: float = 1e-7, method: str = "dopri5") -> int:
+    """Field evaluations an adaptive solver spends on ``[0, T]`` from ``starts (B, 2)`` (chapter 3, trap "avoid ReLU").
+
+    Runs ``torchdiffeq.odeint(..., rtol=tol, atol=tol, method=method)`` in
+    float64 on a copy of ``f`` and counts the calls of the field (the
+    batch of start points is one call).  An embedded Runge-Kutta pair such
+    as ``dopri5`` estimates its local error assuming the solution is smooth;
+    at every kink of a ReLU field the estimate is large, the step is
+    rejected and shrunk, so the count grows much faster as ``tol`` tightens
+    than for a smooth field (e.g. the softplus field with the same weights).
+    """
+    import copy
+
+    import torchdiffeq
+
+    tol = float(tol)
+    if not math.isfinite(tol) or tol <= 0:
+        raise ValueError(f"adaptive_nfe: tol must be a positive number; got {tol!r}")
+    T = float(T)
+    if not math.isfinite(T) or T <= 0:
+        raise ValueError(f"adaptive_nfe: T must be a positive number; got {T!r}")
+    f64 = copy.deepcopy(f).double() if isinstance(f, nn.Module) else f
+    y0 = torch.as_tensor(starts, dtype=torch.float64)
+    if y0.ndim != 2 or y0.shape[-1] != 2:
+        raise ValueError(f"adaptive_nfe: starts must have shape (B, 2); got {tuple(y0.shape)}")
+    count = [0]
+
+    def rhs(t, y):
+        count[0] += 1
+        return _evaluate(f64, y, t)
+
+    with torch.no_grad():
+        torchdiffeq.odeint(rhs, y0, torch.tensor([0.0, T], dtype=torch.float64), rtol=tol, atol=tol, method=method)
+    return count[0]
 
 
 # ----------------------------------------------------------------- figures
@@ -487,6 +531,8 @@ def plot_field_grid(
     G: int = 200,
     k: int = 6,
     below_lim: float = 1.5,
+    n: int = 41,
+    density: float = 1.2,
     **field_kw,
 ):
     """Figure 4 (left) of the paper: random MLP fields by activation and ``w`` (section 4.5; chapter 3).
@@ -499,7 +545,8 @@ def plot_field_grid(
     streamplot coloured by speed, with the trajectories from ``k`` start
     points over ``[0, T]`` in red (:func:`plot_field`); with ``below=True``
     (as in the paper) a second row shows the trajectories alone, coloured by
-    time like ink, over ``[-below_lim, below_lim]^2``.  Further keywords
+    time like ink, over ``[-below_lim, below_lim]^2``.  ``n`` and ``density``
+    go to :func:`plot_field`.  Further keywords
     (``hidden``, ``init``, ``gain``, ``time``) go to :func:`random_field`.
     Returns the Figure.
     """
@@ -513,7 +560,7 @@ def plot_field_grid(
         raise ValueError("plot_field_grid: no seeds")
     per = 2 if below else 1
     fig, axes = plt.subplots(per * len(seeds), len(panels),
-                             figsize=(len(panels) * size, per * len(seeds) * size * 1.08), squeeze=False)
+                             figsize=(len(panels) * size, per * len(seeds) * size * 1.12), squeeze=False)
     for r, sd in enumerate(seeds):
         starts = default_starts(k, 1.0, sd)
         for c, (act, w) in enumerate(panels):
@@ -522,8 +569,8 @@ def plot_field_grid(
             title = f"{name}, w = {w:g}" if act in PERIODIC else name
             if len(seeds) > 1:
                 title += f" (seed {sd})"
-            plot_field(f, ax=axes[per * r, c], starts=starts, T=T, G=G, title=title)
+            plot_field(f, ax=axes[per * r, c], n=n, density=density, starts=starts, T=T, G=G, title=title)
             if below:
                 plot_trajectories(trajectories(f, starts, T=T, G=G), ax=axes[per * r + 1, c], lim=below_lim)
-    fig.tight_layout(pad=0.3)
+    fig.tight_layout(pad=0.3, h_pad=0.8)
     return fig

@@ -13,13 +13,14 @@ up; this module holds the reusable pieces:
   zero-initialised dimensions;
 * :func:`fit_trajectory`: fit one pen trajectory directly, as in the paper's
   figure 2 (section 3 and the start of section 4);
-* :func:`self_crossings`: where a polyline crosses itself (the trajectories of
-  a first-order autonomous ODE in the plane cannot);
+* :func:`self_crossings`, :func:`crossing_velocities`: where a path crosses
+  itself, and the two velocities there (the trajectories of a first-order
+  autonomous ODE in the plane cannot cross);
 * :func:`saved_tensor_bytes`, :func:`backprop_memory`, :func:`ode_gradients`:
   measure the memory autograd holds for direct backpropagation through a
   solver against the adjoint method (Pontryagin et al., 1962; Chen et al., 2018);
-* :func:`plot_convergence`, :func:`plot_fit`, :func:`plot_memory`: the
-  chapter's figures.
+* :func:`plot_convergence`, :func:`plot_fit`, :func:`plot_velocities`,
+  :func:`plot_memory`: the chapter's figures.
 """
 
 from __future__ import annotations
@@ -43,11 +44,13 @@ __all__ = [
     "TrajectoryODE",
     "fit_trajectory",
     "self_crossings",
+    "crossing_velocities",
     "saved_tensor_bytes",
     "backprop_memory",
     "ode_gradients",
     "plot_convergence",
     "plot_fit",
+    "plot_velocities",
     "plot_memory",
 ]
 
@@ -83,7 +86,7 @@ class Convergence:
     """Result of :func:`convergence`: step counts, step sizes, global errors at ``t_end`` and the fitted order."""
 
     steps: np.ndarray
-    h: np.ndarray
+    dt: np.ndarray
     errors: np.ndarray
     order: float
 
@@ -142,8 +145,8 @@ def convergence(
             y = solver(f, y0, t)
         errors.append(float((y[-1] - target).abs().max()))
     errors = np.asarray(errors)
-    h = (float(t_end) - float(t0)) / steps_arr.astype(np.float64)
-    return Convergence(steps=steps_arr, h=h, errors=errors, order=fit_order(h, errors))
+    dt = (float(t_end) - float(t0)) / steps_arr.astype(np.float64)
+    return Convergence(steps=steps_arr, dt=dt, errors=errors, order=fit_order(dt, errors))
 
 
 # ------------------------------------------------------ one trajectory, eq. 1
@@ -158,8 +161,8 @@ class TrajectoryODE(nn.Module):
         Hidden widths of the field MLP (:class:`sketchode.dynamics.MLP`).
     time_input:
         Feed ``t`` to the MLP as an extra input channel.  Without it the ODE
-        is *autonomous*: one velocity per position, so the trajectory can never
-        cross itself (chapter 2).
+        is *autonomous*: one velocity per position, so (with ``augment=0`` in
+        the plane) the trajectory can never cross itself (chapter 2).
     augment:
         Extra state dimensions, started at 0 (augmented Neural ODE, Dupont et
         al., 2019; chapter 4 goes further).  The model's output is the visible
@@ -204,17 +207,19 @@ class TrajectoryODE(nn.Module):
         return ys if full_state else ys[..., : self.dim]
 
 
-def fit_trajectory(points, t, steps: int = 1000, lr: float = 1e-2, seed: int = 0, time_input: bool = True,
+def fit_trajectory(points, t, steps: int = 600, lr: float = 1e-2, seed: int = 0, time_input: bool = True,
                    augment: int = 0, hidden: Sequence[int] = (64, 64), activation: str = "tanh",
-                   solver=rk4) -> tuple[TrajectoryODE, np.ndarray]:
+                   clip: float | None = 0.1, solver=rk4) -> tuple[TrajectoryODE, np.ndarray]:
     """Fit one pen trajectory with a first-order Neural ODE, as in the paper's figure 2 (section 3; chapter 2).
 
     ``points (G, dim)`` are the positions at the times ``t (G,)``; the model
     starts at ``points[0]`` and is trained by backpropagation through
     ``solver`` (one step per grid interval) with Adam, the learning rate
     annealed by a cosine from ``lr`` to ``lr / 100`` over ``steps``, on the mean
-    squared error over the grid.  Seeded.  Returns the model (in eval mode)
-    and the ``(steps,)`` losses.
+    squared error over the grid.  The gradient norm is clipped at ``clip``
+    (``None``: no clipping): the loss of a long solve has rare, huge gradients,
+    and the paper clips too (section 5.1).  Seeded.  Returns the model (in
+    eval mode) and the ``(steps,)`` losses.
     """
     pts = torch.as_tensor(np.asarray(points) if not isinstance(points, torch.Tensor) else points,
                           dtype=torch.float32)
@@ -228,6 +233,8 @@ def fit_trajectory(points, t, steps: int = 1000, lr: float = 1e-2, seed: int = 0
         raise ValueError("fit_trajectory: points contain non-finite values")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"fit_trajectory: steps must be a positive int, got {steps!r}")
+    if clip is not None and not clip > 0:
+        raise ValueError(f"fit_trajectory: clip must be positive or None, got {clip!r}")
     torch.manual_seed(seed)
     model = TrajectoryODE(dim=pts.shape[1], hidden=hidden, time_input=time_input, augment=augment,
                           activation=activation)
@@ -238,9 +245,11 @@ def fit_trajectory(points, t, steps: int = 1000, lr: float = 1e-2, seed: int = 0
         opt.zero_grad()
         loss = torch.mean((model.trajectory(tt, pts[0], solver=solver) - pts) ** 2)
         loss.backward()
+        if clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), clip)
         opt.step()
         sched.step()
-        losses[k] = float(loss)
+        losses[k] = loss.item()
     return model.eval(), losses
 
 
@@ -268,6 +277,36 @@ def self_crossings(xy) -> np.ndarray:
     cross = (orient(A, B, C) * orient(A, B, D) < 0) & (orient(C, D, A) * orient(C, D, B) < 0)
     i, j = np.nonzero(np.triu(cross, k=2))
     return np.column_stack([i, j]).astype(int)
+
+
+def crossing_velocities(points, t) -> dict:
+    """At every self-crossing of a sampled path: where, when (twice) and with which two velocities (chapter 2).
+
+    ``points (G, 2)`` at times ``t (G,)``, linear between samples.  For each
+    crossing of segments ``i`` and ``j`` (:func:`self_crossings`) returns, as
+    arrays with one row per crossing: ``xy`` the crossing point, ``t1``, ``t2``
+    the two times the path passes it, ``v1``, ``v2`` the velocities then
+    (finite differences of the segments) and ``angle`` between them in
+    degrees.  A first-order autonomous ODE has one velocity per point, so it
+    cannot pass a point twice with two different velocities.
+    """
+    p = np.asarray(points.detach().cpu().numpy() if isinstance(points, torch.Tensor) else points, dtype=np.float64)
+    tt = np.asarray(t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else t, dtype=np.float64)
+    if p.ndim != 2 or p.shape[1] != 2 or tt.shape != (len(p),):
+        raise ValueError(f"crossing_velocities: need points (G, 2) and t (G,), got {p.shape} and {tt.shape}")
+    cr = self_crossings(p)
+    i, j = cr[:, 0], cr[:, 1]
+    a, da = p[i], p[i + 1] - p[i]
+    c, dc = p[j], p[j + 1] - p[j]
+    den = da[:, 0] * dc[:, 1] - da[:, 1] * dc[:, 0]
+    w = c - a
+    u = (w[:, 0] * dc[:, 1] - w[:, 1] * dc[:, 0]) / den       # a + u da = c + v dc
+    v = (w[:, 0] * da[:, 1] - w[:, 1] * da[:, 0]) / den
+    v1 = da / (tt[i + 1] - tt[i])[:, None]
+    v2 = dc / (tt[j + 1] - tt[j])[:, None]
+    cos = np.sum(v1 * v2, axis=1) / (np.linalg.norm(v1, axis=1) * np.linalg.norm(v2, axis=1))
+    return dict(xy=a + u[:, None] * da, t1=tt[i] + u * (tt[i + 1] - tt[i]), t2=tt[j] + v * (tt[j + 1] - tt[j]),
+                v1=v1, v2=v2, angle=np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
 
 
 # -------------------------------------------------------- memory and adjoint
@@ -394,13 +433,14 @@ def plot_convergence(results: dict, ax=None, reference: bool = True):
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 3.6))
     for name, r in results.items():
-        ax.loglog(r.h, r.errors, "o-", ms=4, label=f"{name}: slope {r.order:.2f}")
+        ax.loglog(r.dt, r.errors, "o-", ms=4, label=f"{name}: slope {r.order:.2f}")
     if reference:
         first, last = list(results.values())[0], list(results.values())[-1]
         for r, p in ((first, 1), (last, 4)):
-            ax.loglog(r.h, r.errors[0] * (r.h / r.h[0]) ** p, ":", color="0.5", lw=1)
-            ax.annotate(f"$h^{p}$", (r.h[-1], r.errors[0] * (r.h[-1] / r.h[0]) ** p), fontsize=8, color="0.4")
-    ax.set_xlabel("step size $h$")
+            ax.loglog(r.dt, r.errors[0] * (r.dt / r.dt[0]) ** p, ":", color="0.5", lw=1)
+            ax.annotate(f"$\\Delta t^{p}$", (r.dt[-1], r.errors[0] * (r.dt[-1] / r.dt[0]) ** p), fontsize=8,
+                        color="0.4")
+    ax.set_xlabel("step size $\\Delta t$")
     ax.set_ylabel("global error at $t_{end}$")
     ax.legend(fontsize=8)
     ax.grid(True, which="major", alpha=0.3)
@@ -452,6 +492,45 @@ def plot_fit(model: TrajectoryODE, points, t, ax=None, field_t: float | None = N
     ax.set_xlim(lo[0], hi[0])
     ax.set_ylim(lo[1], hi[1])
     ax.set_aspect("equal", adjustable="box")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title is not None:
+        ax.set_title(title, fontsize=9)
+    return ax
+
+
+def plot_velocities(points, t, ax=None, every: int = 3, title: str | None = None):
+    """A sampled path with the direction of its velocity; at each self-crossing, both directions in colour (chapter 2).
+
+    Grey arrows every ``every`` samples show the direction of motion (fixed
+    length).  At a crossing, the velocity of the first passage is drawn in
+    orange and that of the second in purple, both from the crossing point
+    and longer: the two arrows an autonomous field would have to give at one
+    point.  Returns the Axes.
+    """
+    import matplotlib.pyplot as plt
+
+    p = np.asarray(points.detach().cpu().numpy() if isinstance(points, torch.Tensor) else points, dtype=np.float64)
+    tt = np.asarray(t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else t, dtype=np.float64)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(3.2, 3.2))
+    span = float(np.ptp(p, axis=0).max()) or 1.0
+
+    def arrows(xy, v, length, **kw):
+        u = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12) * length
+        ax.quiver(xy[:, 0], xy[:, 1], u[:, 0], u[:, 1], angles="xy", scale_units="xy", scale=1.0, **kw)
+
+    v = np.gradient(p, tt, axis=0)
+    k = np.arange(0, len(p), max(1, int(every)))
+    ax.plot(p[:, 0], p[:, 1], "-", color="tab:blue", lw=2.5, alpha=0.5)
+    arrows(p[k], v[k], 0.09 * span, color="0.4", width=0.007)
+    cv = crossing_velocities(p, tt)
+    if len(cv["xy"]):
+        arrows(cv["xy"], cv["v1"], 0.25 * span, color="tab:orange", width=0.014, label="first passage")
+        arrows(cv["xy"], cv["v2"], 0.25 * span, color="tab:purple", width=0.014, label="second passage")
+        ax.legend(fontsize=7, loc="lower right")
+    ax.plot(*p[0], "ko", ms=4)
+    ax.set_aspect("equal", adjustable="datalim")
     ax.set_xticks([])
     ax.set_yticks([])
     if title is not None:

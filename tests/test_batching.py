@@ -26,7 +26,8 @@ def test_full_uniform(batch_sketches):
 
 
 def test_full_union_mask_marks_own_times(batch_sketches):
-    b = collate_full(batch_sketches, grid="union", join_points=2)
+    # a fine resolution keeps every own observation exactly (the default T/1000 snaps them)
+    b = collate_full(batch_sketches, grid="union", join_points=2, resolution=1e-9)
     seqs = [s.to_full_sequence(join_points=2) for s in batch_sketches]
     assert b.t.shape[0] <= sum(len(q) for q in seqs)
     assert torch.all(b.t[1:] > b.t[:-1])
@@ -83,3 +84,22 @@ def test_dataloader_and_to(batch_sketches):
     assert b.points.shape == (2, 10, 3)
     d = b.to("cpu", dtype=torch.float64)
     assert d.points.dtype == torch.float64 and d.mask.dtype == torch.bool
+
+
+def test_union_grid_of_many_drawings_is_strictly_increasing_in_float32_and_tames_the_pen_spline():
+    """Regression: 32 multi-stroke digits gave union times 1e-6 apart (equal in float32) and a
+    natural spline through the pen reaching 8.3; times are now snapped to T/1000."""
+    import torch as _torch
+
+    from sketchode.data import load as _load
+    from sketchode.data import prepare as _prepare
+    from sketchode.encoder import spline as _spline
+
+    sk = _prepare([s for s in _load("digits", "test") if s.n_strokes > 1][:32])
+    b = collate_full(sk, grid="union")
+    gaps = b.t[1:] - b.t[:-1]
+    assert float(gaps.min()) >= 5.0 / 1000 * 0.999
+    assert b.mask.any(1).all() and bool(b.mask[:, 0].all()) and bool(b.mask[:, -1].all())
+    X = _spline(b.path.double(), b.t.double())
+    pen = X.evaluate(_torch.linspace(0, 5, 2000, dtype=_torch.float64))[..., 3]
+    assert float(pen.max()) < 2.0 and float(pen.min()) > -1.0

@@ -129,13 +129,30 @@ def _check(sketches: Sequence[Sketch]) -> None:
             raise TypeError(f"collate: item {i} is {type(s).__name__}, expected Sketch")
 
 
-def _union(times: Sequence[np.ndarray], decimals: int = 9) -> np.ndarray:
-    # round so that equal times computed along different paths merge (0 and T in particular)
-    return np.unique(np.round(np.concatenate(times), decimals))
+def _snap(t: np.ndarray, resolution: float) -> np.ndarray:
+    return np.round(np.round(np.asarray(t) / resolution) * resolution, 9)
 
 
-def _mask_for(own: np.ndarray, grid: np.ndarray, decimals: int = 9) -> np.ndarray:
-    return np.isin(grid, np.round(own, decimals))
+def _resolution(resolution: float | None, T: float, n: int) -> float:
+    # one drawing keeps its own times exactly; a batch is snapped to T / 1000 by default
+    if resolution is not None:
+        if not resolution > 0:
+            raise ValueError(f"union grid: resolution must be > 0, got {resolution}")
+        return float(resolution)
+    return 1e-9 if n == 1 else T / 1000
+
+
+def _union(times: Sequence[np.ndarray], resolution: float) -> np.ndarray:
+    # Times are snapped to multiples of `resolution` before the union: the times of
+    # different drawings can lie arbitrarily close together (1e-6 apart for 32 digits),
+    # which float32 cannot even separate and which makes a natural cubic spline
+    # through the pen channel overshoot wildly (pen 8.3 instead of <= 1 at 1e-9;
+    # 1.5 at T/1000; tests/test_batching.py).
+    return np.unique(_snap(np.concatenate(times), resolution))
+
+
+def _mask_for(own: np.ndarray, grid: np.ndarray, resolution: float) -> np.ndarray:
+    return np.isin(grid, _snap(own, resolution))
 
 
 def collate_full(
@@ -145,6 +162,7 @@ def collate_full(
     T: float = T_DEFAULT,
     join_points: int = JOIN_POINTS,
     dtype: torch.dtype = torch.float32,
+    resolution: float | None = None,
 ) -> FullBatch:
     """Batch sketches in the full-sequence format (appendix D).
 
@@ -152,7 +170,10 @@ def collate_full(
     first).  ``grid="uniform"`` re-samples at ``G`` uniform points of
     ``[0, T]``; ``grid="union"`` uses the union of all samples' time points
     with a mask.  Positions are interpolated linearly and the pen by
-    :func:`~sketchode.data.sketch.interp_pen`.
+    :func:`~sketchode.data.sketch.interp_pen`.  On the union grid every time is
+    first snapped to a multiple of ``resolution`` (default ``T / 1000`` for a
+    batch, exact times for a single drawing), so no two grid points are
+    closer than that.
     """
     _check(sketches)
     seqs = [s.to_full_sequence(T=T, join_points=join_points) for s in sketches]
@@ -160,8 +181,9 @@ def collate_full(
         t = uniform_grid(G, T)
         mask = np.ones((len(seqs), len(t)), dtype=bool)
     elif grid == "union":
-        t = _union([q[:, 0] for q in seqs])
-        mask = np.stack([_mask_for(q[:, 0], t) for q in seqs])
+        res = _resolution(resolution, T, len(seqs))
+        t = _union([q[:, 0] for q in seqs], res)
+        mask = np.stack([_mask_for(q[:, 0], t, res) for q in seqs])
     else:
         raise ValueError(f"collate_full: grid must be 'uniform' or 'union', got {grid!r}")
     pts = np.stack(
@@ -183,6 +205,7 @@ def collate_strokes(
     T: float = T_DEFAULT,
     max_strokes: int | None = None,
     dtype: torch.dtype = torch.float32,
+    resolution: float | None = None,
 ) -> StrokeBatch:
     """Batch sketches in the multi-stroke format (appendix C-D).
 
@@ -200,7 +223,8 @@ def collate_strokes(
     if grid == "uniform":
         t = uniform_grid(G, T)
     elif grid == "union":
-        t = _union([st[:, 0] for p in per for st in p])
+        res = _resolution(resolution, T, B)
+        t = _union([st[:, 0] for p in per for st in p], res)
     else:
         raise ValueError(f"collate_strokes: grid must be 'uniform' or 'union', got {grid!r}")
     M = len(t)
@@ -212,7 +236,7 @@ def collate_strokes(
         for k, st in enumerate(p):
             start[b, k] = st[0, 1:3]
             pts[b, k] = interp_linear(st[:, 0], st[:, 1:3] - st[0, 1:3], t)
-            mask[b, k] = True if grid == "uniform" else _mask_for(st[:, 0], t)
+            mask[b, k] = True if grid == "uniform" else _mask_for(st[:, 0], t, res)
     return StrokeBatch(
         t=torch.as_tensor(t, dtype=dtype),
         points=torch.as_tensor(pts, dtype=dtype),
