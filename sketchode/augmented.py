@@ -20,8 +20,8 @@ try to draw one curve ``s(t)`` in the plane, starting at the origin:
 
 and the pieces around them:
 
-* :func:`figure_eight`: the target, a lemniscate that crosses itself at its
-  start;
+* :func:`figure_eight`: the target, a lemniscate started at the origin that
+  crosses itself once;
 * :func:`second_order_rk4`: RK4 of ``p' = v, v' = F(v)`` by solving the
   velocity only and recovering positions with
   :func:`sketchode.solvers.rk4_second_order_positions` (eq. 2);
@@ -120,6 +120,7 @@ class AugmentedODE(nn.Module):
     hidden, activation, w : the field's :class:`~sketchode.dynamics.MLP`.
     time : give ``t`` to ``f`` as an extra input (a non-autonomous ODE).
     learn_h0 : learn ``h0`` (else it stays zero).
+    zero_last : start ``f`` as the zero field (:class:`~sketchode.dynamics.MLP`'s ``zero_last``).
     seed : seed of the weight initialisation.
     """
 
@@ -167,8 +168,9 @@ class FirstOrderODE(AugmentedODE):
     """
 
     def __init__(self, hidden: Sequence[int] = (32, 32), activation: str = "tanh", w: float = 1.0,
-                 time: bool = False, seed: int = 0):
-        super().__init__(d=0, hidden=hidden, activation=activation, w=w, time=time, learn_h0=False, seed=seed)
+                 time: bool = False, zero_last: bool = False, seed: int = 0):
+        super().__init__(d=0, hidden=hidden, activation=activation, w=w, time=time, learn_h0=False,
+                         zero_last=zero_last, seed=seed)
 
 
 def _recording(field):
@@ -216,7 +218,9 @@ class SecondOrderODE(nn.Module):
     decoder, ``h0`` influences nothing that is drawn, because ``F`` never reads
     positions; it is kept so the state matches eq. 2.
 
-    Solved by :func:`second_order_rk4`.
+    Parameters as in :class:`AugmentedODE` (``F`` for ``f``); both ``h0``
+    and ``h0'`` are learned, initialised at zero.  Solved by
+    :func:`second_order_rk4`.
     """
 
     def __init__(self, d: int = 4, hidden: Sequence[int] = (32, 32), activation: str = "tanh", w: float = 1.0,
@@ -267,7 +271,7 @@ def _check_target(target, t, where: str):
 
 
 def mse(model: nn.Module, target: torch.Tensor, t: torch.Tensor) -> float:
-    """Mean squared error of ``model(t)`` against ``target (G, 2)`` (no gradient), as a float."""
+    """Mean squared error of ``model(t)`` against ``target (G, 2)`` (no gradient), as a float (chapter 4)."""
     _check_target(target, t, "mse")
     with torch.no_grad():
         return float(((model(t) - target) ** 2).mean())
@@ -275,7 +279,7 @@ def mse(model: nn.Module, target: torch.Tensor, t: torch.Tensor) -> float:
 
 def fit(model: nn.Module, target: torch.Tensor, t: torch.Tensor, steps: int = 600, lr: float = 3e-2,
         seed: int = 0) -> np.ndarray:
-    """Fit a toy model to one curve by full-batch Adam on the mean squared error (chapter 4).
+    """Fit a toy model to one curve by full-batch Adam on the mean squared error (section 4.1; chapter 4).
 
     ``target (G, 2)`` on the grid ``t (G,)``.  The learning rate decays by a
     cosine from ``lr`` to ``lr / 20`` over ``steps``.  Training runs under
@@ -430,13 +434,14 @@ def plot_phase(model: nn.Module, t: torch.Tensor, target=None, ax=None, n: int =
     return ax
 
 
-def plot_lifted(xy, rest, ax=None, title: str | None = None):
+def plot_lifted(xy, rest, ax=None, title: str | None = None, zlabel: str = "hidden (1st PC)"):
     """A planar curve lifted into 3-D by the first principal component of the rest of its state (chapter 4).
 
     ``xy (G, 2)`` the drawn curve, ``rest (G, k)`` the other state coordinates
     (hidden dimensions, velocities).  The third axis is ``rest`` projected on
     its direction of largest variance; the shadow on the floor is the drawing.
     Where the drawing crosses itself the lifted curve passes at two heights.
+    ``zlabel`` names the third axis.
     """
     import matplotlib.pyplot as plt
 
@@ -459,7 +464,7 @@ def plot_lifted(xy, rest, ax=None, title: str | None = None):
     ax.add_collection3d(lc)
     ax.set_xlim(xy[:, 0].min(), xy[:, 0].max()), ax.set_ylim(xy[:, 1].min(), xy[:, 1].max())
     ax.set_zlim(floor, u.max())
-    ax.set_xlabel("x", fontsize=8), ax.set_ylabel("y", fontsize=8), ax.set_zlabel("hidden", fontsize=8)
+    ax.set_xlabel("x", fontsize=8), ax.set_ylabel("y", fontsize=8), ax.set_zlabel(zlabel, fontsize=8)
     ax.tick_params(labelsize=6)
     if title:
         ax.set_title(title, fontsize=9)
