@@ -46,6 +46,7 @@ import torch
 from torch import nn
 
 from sketchode.dynamics import MLP
+from sketchode.neural_ode import self_crossings
 from sketchode.solvers import check_grid, rk4, rk4_second_order_positions
 
 __all__ = [
@@ -317,8 +318,8 @@ def fit(model: nn.Module, target: torch.Tensor, t: torch.Tensor, steps: int = 60
 def self_intersections(xy, tol: float = 1e-9) -> int:
     """How many pairs of non-adjacent segments of the polyline ``xy (G, 2)`` properly cross (chapter 4).
 
-    Vectorised over all segment pairs (``O(G^2)`` memory; fine for the
-    hundreds of points of a stroke).  Only proper crossings count: touching
+    Counted by :func:`sketchode.neural_ode.self_crossings` (vectorised over
+    all segment pairs).  Only proper crossings count: touching
     end points, collinear overlaps and a crossing that falls exactly on a
     vertex are not counted.  A solution of an autonomous first-order ODE in
     the plane gives ``0`` up to the solver's error; a figure-eight gives ``1``.
@@ -328,22 +329,7 @@ def self_intersections(xy, tol: float = 1e-9) -> int:
     xy = np.asarray(xy, dtype=np.float64)
     if xy.ndim != 2 or xy.shape[1] != 2:
         raise ValueError(f"self_intersections: xy must have shape (G, 2), got {xy.shape}")
-    if xy.shape[0] < 4:
-        return 0
-    a, b = xy[:-1], xy[1:]  # segments a_i -> b_i
-    d = b - a
-
-    def cross(u, v):
-        return u[..., 0] * v[..., 1] - u[..., 1] * v[..., 0]
-
-    # orientation of the ends of segment j relative to segment i and vice versa
-    o1 = cross(d[:, None], a[None, :] - a[:, None])
-    o2 = cross(d[:, None], b[None, :] - a[:, None])
-    o3 = cross(d[None, :], a[:, None] - a[None, :])
-    o4 = cross(d[None, :], b[:, None] - a[None, :])
-    hit = (o1 * o2 < -tol) & (o3 * o4 < -tol)
-    i, j = np.triu_indices(len(a), k=2)
-    return int(hit[i, j].sum())
+    return len(self_crossings(xy, tol=tol))
 
 
 # ----------------------------------------------------------------- figures

@@ -129,6 +129,41 @@ def _major(version: str) -> int | None:
 
 
 # --------------------------------------------------------------------- save
+def atomic_save(payload, path) -> Path:
+    """``torch.save(payload)`` to ``path`` atomically: temp file in the same folder, fsync, ``os.replace``.
+
+    A crash mid-write leaves the previous file intact and no temp file behind.
+    Used for checkpoints and for recognizers (:mod:`sketchode.recognition`).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    # make the rename itself durable where the platform allows it
+    try:
+        dfd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return path
+    try:
+        os.fsync(dfd)
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)
+    return path
+
+
 def save_checkpoint(
     path: str | os.PathLike,
     model: torch.nn.Module,
@@ -160,32 +195,7 @@ def save_checkpoint(
         "scheduler": None if scheduler is None else _plain(scheduler.state_dict(), "scheduler.state_dict()"),
         "train_state": _plain(dict(train_state or {}), "train_state"),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    # make the rename itself durable where the platform allows it
-    try:
-        dfd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return path
-    try:
-        os.fsync(dfd)
-    except OSError:
-        pass
-    finally:
-        os.close(dfd)
-    return path
+    return atomic_save(payload, path)
 
 
 # --------------------------------------------------------------------- load
@@ -283,6 +293,7 @@ def load_weights(model: torch.nn.Module, path: str | os.PathLike) -> torch.nn.Mo
 
 
 __all__ = [
+    "atomic_save",
     "FORMAT",
     "FORMAT_VERSION",
     "register_model",

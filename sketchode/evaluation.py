@@ -22,7 +22,7 @@ import torch
 
 from sketchode.data.sketch import Sketch, prepare, uniform_grid
 
-__all__ = ["reconstruct", "recognizer_for", "evaluate_checkpoint", "EMBEDDED"]
+__all__ = ["reconstruct", "reconstruct_full", "recognizer_for", "evaluate_checkpoint", "EMBEDDED"]
 
 #: Datasets whose recognizer can be trained on demand (embedded, no download).
 EMBEDDED = ("digits", "letters")
@@ -34,17 +34,26 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("SKETCHODE_CACHE") or pooch.os_cache("sketchode")) / "recognizers"
 
 
-@torch.no_grad()
 def reconstruct(model, sketches: Sequence[Sketch], G: int | None = None, batch_size: int = 256) -> list[Sketch]:
     """Reconstructions of normalised ``sketches`` as Sketches, for any model of the library.
 
     Multi-stroke models use their own ``reconstruct``; full-sequence models
-    (SketchODE, the LSTM baseline) are encoded and decoded at ``G`` uniform
-    points (default: the model's training ``G``) and split into strokes where
-    the pen probability is below 0.5.
+    (SketchODE, the LSTM baseline) go through :func:`reconstruct_full`.
     """
-    if getattr(model, "format", "full") != "full" or hasattr(model, "reconstruct"):
+    if getattr(model, "format", "full") != "full":
         return model.reconstruct(sketches, G=G) if G is not None else model.reconstruct(sketches)
+    return reconstruct_full(model, sketches, G=G, batch_size=batch_size)
+
+
+@torch.no_grad()
+def reconstruct_full(model, sketches: Sequence[Sketch], G: int | None = None, batch_size: int = 256,
+                     pen_threshold: float = 0.5) -> list[Sketch]:
+    """Encode and decode a full-sequence model (``encode(batch)``, ``decode(z, t) -> (xy, pen_logit)``).
+
+    Decoded at ``G`` uniform points (default: the model's training ``G``) and
+    split into strokes where the pen probability is below ``pen_threshold``.
+    The model's train/eval mode is restored afterwards.
+    """
     was = model.training
     model.eval()
     dev = next(model.parameters()).device
@@ -52,14 +61,16 @@ def reconstruct(model, sketches: Sequence[Sketch], G: int | None = None, batch_s
     G = int(c.get("G", 75) if G is None else G)
     t = torch.as_tensor(uniform_grid(G, c.get("T", 5.0)), dtype=torch.float32, device=dev)
     out = []
-    for i in range(0, len(sketches), batch_size):
-        chunk = list(sketches[i:i + batch_size])
-        batch = model.collate(chunk).to(dev)
-        xy, pen = model.decode(model.encode(batch), t)
-        seq = torch.cat([t.expand(len(chunk), G).unsqueeze(-1), xy, torch.sigmoid(pen).unsqueeze(-1)], -1)
-        for s, q in zip(chunk, seq.cpu().numpy().astype(np.float64)):
-            out.append(Sketch.from_full_sequence(q, label=s.label, key=s.key))
-    model.train(was)
+    try:
+        for i in range(0, len(sketches), batch_size):
+            chunk = list(sketches[i:i + batch_size])
+            batch = model.collate(chunk).to(dev)
+            xy, pen = model.decode(model.encode(batch), t)
+            seq = torch.cat([t.expand(len(chunk), G).unsqueeze(-1), xy, torch.sigmoid(pen).unsqueeze(-1)], -1)
+            for s, q in zip(chunk, seq.cpu().numpy().astype(np.float64)):
+                out.append(Sketch.from_full_sequence(q, label=s.label, key=s.key, pen_threshold=pen_threshold))
+    finally:
+        model.train(was)
     return out
 
 
@@ -76,8 +87,10 @@ def recognizer_for(dataset: str, root=None, path=None, train_if_missing: bool = 
 
     if path is not None:
         return load_recognizer(path)
-    shipped = Path(__file__).resolve().parents[1] / "data" / "checkpoints" / f"recognizer-{dataset}.pt"
-    if shipped.exists():
+    from sketchode.train import shipped_checkpoint
+
+    shipped = shipped_checkpoint(f"recognizer-{dataset}")
+    if shipped is not None:
         return load_recognizer(shipped)
     cached = _cache_dir() / f"{dataset}.pt"
     if cached.exists():

@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from sketchode.dynamics import MLP, PERIODIC
+from sketchode.neural_ode import self_crossings
 from sketchode.solvers import rk4
 
 __all__ = [
@@ -327,25 +328,14 @@ def self_intersections(paths) -> np.ndarray:
     """How many times each trajectory crosses itself (chapter 3).
 
     Counts the pairs of non-adjacent segments of the polyline that properly
-    cross (strict orientation tests: touching or collinear segments do not
-    count).  A trajectory of an *autonomous* 2-D field never crosses itself
+    cross (:func:`sketchode.neural_ode.self_crossings`: touching or collinear
+    segments do not count).  A trajectory of an *autonomous* 2-D field never crosses itself
     (uniqueness of ODE solutions); a time-dependent field's can.  Vectorised
     over all segment pairs of a trajectory; ``paths`` is ``(G, 2)`` or
     ``(G, B, 2)``; returns ``(B,)`` ints.
     """
     p = _paths(paths).transpose(1, 0, 2)  # (B, G, 2)
-    a, b = p[:, :-1], p[:, 1:]  # segment ends (B, S, 2)
-    S = a.shape[1]
-
-    def orient(o, q, r):  # sign of the cross product (q - o) x (r - o), broadcast over pairs
-        return np.sign((q[..., 0] - o[..., 0]) * (r[..., 1] - o[..., 1])
-                       - (q[..., 1] - o[..., 1]) * (r[..., 0] - o[..., 0]))
-
-    A, B = a[:, :, None], b[:, :, None]  # segment i along axis 1
-    C, D = a[:, None], b[:, None]  # segment j along axis 2
-    cross = (orient(A, B, C) * orient(A, B, D) < 0) & (orient(C, D, A) * orient(C, D, B) < 0)
-    i, j = np.triu_indices(S, k=2)  # pairs i < j - 1: not the same, not adjacent
-    return cross[:, i, j].sum(axis=1)
+    return np.array([len(self_crossings(path)) for path in p], dtype=int)
 
 
 def rk4_errors(f: nn.Module, starts, T: float = 5.0, Gs: Sequence[int] = (51, 101, 201, 401),

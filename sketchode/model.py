@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -161,18 +160,6 @@ class SketchODE(nn.Module):
     def reconstruct(self, sketches: Sequence[Sketch], G: int | None = None, batch_size: int = 256,
                     pen_threshold: float = 0.5) -> list[Sketch]:
         """Encode normalised ``sketches`` and decode them at ``G`` points (default the training ``G``) as Sketches."""
-        was = self.training
-        self.eval()
-        dev = next(self.parameters()).device
-        G = self.config["G"] if G is None else int(G)
-        t = torch.as_tensor(uniform_grid(G, self.config["T"]), dtype=torch.float32, device=dev)
-        out: list[Sketch] = []
-        for i in range(0, len(sketches), batch_size):
-            chunk = list(sketches[i:i + batch_size])
-            batch = self.collate(chunk).to(dev)
-            xy, pen = self.decode(self.encode(batch), t)
-            seq = torch.cat([t.expand(len(chunk), G).unsqueeze(-1), xy, torch.sigmoid(pen).unsqueeze(-1)], -1)
-            for s, q in zip(chunk, seq.cpu().numpy().astype(np.float64)):
-                out.append(Sketch.from_full_sequence(q, label=s.label, key=s.key, pen_threshold=pen_threshold))
-        self.train(was)
-        return out
+        from sketchode.evaluation import reconstruct_full
+
+        return reconstruct_full(self, sketches, G=G, batch_size=batch_size, pen_threshold=pen_threshold)

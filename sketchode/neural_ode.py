@@ -253,13 +253,15 @@ def fit_trajectory(points, t, steps: int = 600, lr: float = 1e-2, seed: int = 0,
     return model.eval(), losses
 
 
-def self_crossings(xy) -> np.ndarray:
+def self_crossings(xy, tol: float = 0.0) -> np.ndarray:
     """Pairs ``(i, j)``, ``j > i + 1``, of polyline segments ``[i, i+1]`` and ``[j, j+1]`` that cross (chapter 2).
 
     A proper crossing: each segment's end points lie strictly on opposite
-    sides of the other segment.  Vectorised over all segment pairs
-    (``O(N^2)`` memory; meant for a few hundred points).  Returns an
-    ``(k, 2)`` int array, empty when the path is simple.
+    sides of the other segment (the products of the two orientation tests
+    are below ``-tol``; touching, collinear and vertex crossings do not
+    count).  Vectorised over all segment pairs (``O(N^2)`` memory; meant for
+    a few hundred points).  Returns an ``(k, 2)`` int array, empty when the
+    path is simple.  Chapters 3 and 4 count crossings with it too.
     """
     p = np.asarray(xy.detach().cpu().numpy() if isinstance(xy, torch.Tensor) else xy, dtype=np.float64)
     if p.ndim != 2 or p.shape[1] != 2:
@@ -268,13 +270,13 @@ def self_crossings(xy) -> np.ndarray:
         return np.zeros((0, 2), dtype=int)
     a, b = p[:-1], p[1:]                       # segments (S, 2)
 
-    def orient(o, u, v):                        # sign of cross(u - o, v - o), broadcast (S, S)
-        return np.sign((u[..., 0] - o[..., 0]) * (v[..., 1] - o[..., 1])
-                       - (u[..., 1] - o[..., 1]) * (v[..., 0] - o[..., 0]))
+    def orient(o, u, v):                        # cross(u - o, v - o), broadcast (S, S)
+        return ((u[..., 0] - o[..., 0]) * (v[..., 1] - o[..., 1])
+                - (u[..., 1] - o[..., 1]) * (v[..., 0] - o[..., 0]))
 
     A, B = a[:, None], b[:, None]
     C, D = a[None, :], b[None, :]
-    cross = (orient(A, B, C) * orient(A, B, D) < 0) & (orient(C, D, A) * orient(C, D, B) < 0)
+    cross = (orient(A, B, C) * orient(A, B, D) < -tol) & (orient(C, D, A) * orient(C, D, B) < -tol)
     i, j = np.nonzero(np.triu(cross, k=2))
     return np.column_stack([i, j]).astype(int)
 

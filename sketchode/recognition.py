@@ -27,8 +27,6 @@ default 28 px with :data:`DEFAULT_LINEWIDTH` = 2 px lines).
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Sequence
@@ -38,6 +36,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from sketchode.checkpoint import atomic_save
 from sketchode.data.batching import collate_full
 from sketchode.data.sketch import Sketch
 from sketchode.plot import rasterize, rasterize_batch
@@ -375,7 +374,7 @@ def save_recognizer(model: RecognitionCNN, path) -> Path:
     """Write ``{"format", "state_dict", "config", "classes"}`` to ``path`` atomically.
 
     The file is written to a temporary file in the same folder and moved into
-    place with :func:`os.replace`, so readers never see a partial file; it loads
+    place with :func:`os.replace` (:func:`sketchode.checkpoint.atomic_save`), so readers never see a partial file; it loads
     with ``torch.load(path, weights_only=True)``.  Returns the path.
     """
     if not isinstance(model, RecognitionCNN):
@@ -388,20 +387,7 @@ def save_recognizer(model: RecognitionCNN, path) -> Path:
         "config": dict(model.config),
         "classes": list(model.classes),
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    return atomic_save(payload, path)
 
 
 def load_recognizer(path, map_location="cpu") -> RecognitionCNN:

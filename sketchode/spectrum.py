@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sketchode.dynamics import MLP, PERIODIC, frequencies, periodic_layers
+from sketchode.dynamics import MLP, PERIODIC, _positive_float, frequencies, periodic_layers
 
 __all__ = [
     "power_spectrum",
@@ -65,16 +65,7 @@ MODELS = ("field", "decoder")
 
 
 # ----------------------------------------------------------------- helpers
-def _positive(value, what: str) -> float:
-    if isinstance(value, (bool, str, bytes)):
-        raise TypeError(f"{what} must be a positive number; got {value!r}")
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{what} must be a positive number; got {value!r}") from None
-    if not math.isfinite(v) or v <= 0:
-        raise ValueError(f"{what} must be a positive finite number; got {value!r}")
-    return v
+_positive = _positive_float  # the same check the dynamics family uses
 
 
 def _count(value, least: int, what: str) -> int:
