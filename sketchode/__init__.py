@@ -31,6 +31,10 @@ Modules map to the paper's sections and the book's chapters:
 * ``sketchode.evaluation``: test loss and recognition accuracy of reconstructions (5.2; chapter 9)
 * ``sketchode.baselines``: the LSTM-LSTM seq2seq autoencoder (5.2; chapter 9)
 * ``sketchode.recognition``: the recognition CNN behind the semantic metric (5.2; chapter 9)
+* ``sketchode.latent``: interpolation, cyclic walks, conditional sampling (5.2, 5.4, app. E; chapter 10)
+* ``sketchode.abstraction``: decoding at lower frequencies, the abstraction effect (5.5; chapter 11)
+* ``sketchode.experiments``: grids of short runs, data efficiency and ablations (5.3, figure 5; chapter 12)
+* ``sketchode.oneshot``: one-shot fine-tuning on unseen letters (5.4; chapter 13)
 """
 
 __version__ = "0.1.0"

@@ -11,12 +11,20 @@ Subcommands
 ``train CONFIG [--steps N | --epochs N | --time-limit S] [--out PATH] [--device D] [--data-root DIR]``
     train a named configuration (:mod:`sketchode.configs`) with
     :func:`sketchode.train.fit`, writing an atomic checkpoint to ``--out``
-    (resumable with ``--resume``).
+    (resumable with ``--resume``); ``--fraction F`` trains on a nested subset,
+    ``--set KEY=VALUE`` overrides the model, ``--augment-kind jitter`` swaps
+    Perlin warps for point jitter, ``--period auto`` fits one schedule period.
+``experiment data-efficiency|ablation --out FILE``
+    the grids of short runs of section 5.3 and figure 5 (:mod:`sketchode.experiments`),
+    one JSON record per run, resumable.
 ``evaluate CHECKPOINT [--dataset NAME] [--json]``
     test reconstruction loss and, when a recognition CNN is available for the
     dataset (``--recognizer PATH``, or trained once and cached for the
     embedded ``digits``/``letters``), the recognition accuracy of rasterised
     reconstructions (section 5.2).
+``finetune CHECKPOINT --classes ABD [--steps 1000] --out PATH``
+    one-shot fine-tuning on one drawing of each new class (section 5.4,
+    :mod:`sketchode.oneshot`).
 ``recognizer DATASET --out PATH [--epochs 3]``
     train and save the recognition CNN used by ``evaluate``.
 ``bench [--json]``
@@ -80,6 +88,20 @@ def _data(args) -> int:
     return 0
 
 
+def _overrides(items) -> dict:
+    """``["activation=tanh", "d=32"]`` -> ``{"activation": "tanh", "d": 32}`` (JSON values, else strings)."""
+    out = {}
+    for i, item in enumerate(items or []):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set #{i + 1}: expected KEY=VALUE, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
 def _train(args) -> int:
     from pathlib import Path
 
@@ -97,19 +119,31 @@ def _train(args) -> int:
     seed_everything(args.seed)
     dataset = args.dataset or cfg.dataset
     train = load(dataset, split="train", root=args.data_root)
+    if args.fraction < 1.0:
+        from sketchode.data import subset
+
+        train = subset(train, args.fraction, seed=args.seed)
     try:
         val = load(dataset, split="test", root=args.data_root)[: args.val_size] if args.val_size else None
     except ValueError:
         val = None
     out = Path(args.out or f"checkpoints/{cfg.name}.pt")
-    model = cfg.build()
+    model = cfg.build(**_overrides(args.set))
     kw = dict(cfg.train)
     if args.lr is not None:
         kw["lr"] = args.lr
     if args.augment is not None:
         kw["augment_sigma"] = args.augment
-    if args.period is not None:
-        kw["period"] = args.period
+    if args.augment_kind is not None:
+        kw["augment_kind"] = args.augment_kind
+    if args.period == "auto":
+        if args.steps is None:
+            raise ValueError("--period auto needs --steps (it makes the run one schedule period long)")
+        from sketchode.experiments import auto_period
+
+        kw["period"] = auto_period(args.steps, len(train), kw.get("batch_size", 64))
+    elif args.period is not None:
+        kw["period"] = float(args.period)
     hist = fit(model, train, val=val, epochs=args.epochs, steps=args.steps, time_limit=args.time_limit,
                device=args.device, threads=args.threads, seed=args.seed, checkpoint=out, resume=args.resume,
                progress=not args.json, meta={"config": cfg.name, "dataset": dataset}, **kw)
@@ -127,10 +161,38 @@ def _evaluate(args) -> int:
     model = load_model(args.checkpoint, map_location=args.device or "cpu")
     meta = (ck.get("train_state") or {}).get("meta") or {}
     res = evaluate_checkpoint(model, dataset=args.dataset or meta.get("dataset"), split=args.split, root=args.data_root,
-                              recognizer=args.recognizer, limit=args.limit, device=args.device)
+                              recognizer=args.recognizer, limit=args.limit, device=args.device,
+                              classes=args.classes or meta.get("classes"))
     res["checkpoint"] = str(args.checkpoint)
     res["class"] = ck["class"]
     print(json.dumps(res) if args.json else "\n".join(f"{k:22s} {v}" for k, v in res.items()))
+    return 0
+
+
+def _finetune(args) -> int:
+    import time
+
+    from sketchode.checkpoint import load_checkpoint, load_model
+    from sketchode.oneshot import finetune, held_out, one_shot_set
+    from sketchode.train import evaluate, seed_everything
+
+    ck = load_checkpoint(args.checkpoint)
+    base_meta = (ck.get("train_state") or {}).get("meta") or {}
+    model = load_model(args.checkpoint, map_location="cpu")
+    shots = one_shot_set(args.classes, per_class=args.per_class, index=args.index, dataset=args.dataset,
+                         root=args.data_root)
+    seed_everything(args.seed)
+    meta = {"config": base_meta.get("config"), "dataset": args.dataset, "classes": args.classes,
+            "finetuned_from": str(args.checkpoint), "shots": [s.key for s in shots]}
+    t0 = time.perf_counter()
+    finetune(model, shots, steps=args.steps, seed=args.seed, threads=args.threads, progress=not args.json,
+             checkpoint=args.out, meta=meta)
+    seconds = time.perf_counter() - t0
+    test = held_out(args.classes, per_class=args.held_out, dataset=args.dataset, root=args.data_root)
+    res = {"checkpoint": args.out, "classes": args.classes, "shots": meta["shots"], "steps": args.steps,
+           "seconds": round(seconds, 1), "loss_shots": evaluate(model, shots)["total"],
+           "loss_held_out": evaluate(model, test)["total"], "n_held_out": len(test)}
+    print(json.dumps(res) if args.json else "\n".join(f"{k:14s} {v}" for k, v in res.items()))
     return 0
 
 
@@ -158,6 +220,36 @@ def _bench(args) -> int:
     res = bench(d=args.d, l=args.l, batch=args.batch, G=args.G, device=args.device, rounds=args.rounds,
                 naive=not args.no_naive, threads=args.threads)
     print(json.dumps(res) if args.json else "\n".join(f"{k:18s} {v}" for k, v in res.items()))
+    return 0
+
+
+def _experiment(args) -> int:
+    from sketchode.experiments import GRIDS, run_grid, summarize
+
+    kw = {}
+    if args.seeds:
+        kw["seeds"] = tuple(args.seeds)
+    if args.grid == "data-efficiency":
+        if args.steps is not None:
+            kw["ode_steps"] = args.steps
+        if args.rnn_steps is not None:
+            kw["rnn_steps"] = args.rnn_steps
+        by = ("model", "fraction")
+    else:
+        if args.steps is not None:
+            kw["steps"] = args.steps
+        kw["root"] = args.data_root
+        by = ("variant",)
+    runs = GRIDS[args.grid](**kw)
+    data = run_grid(runs, args.out, root=args.data_root, threads=args.threads,
+                    log=lambda msg: print(msg, file=sys.stderr, flush=True), reuse=args.reuse,
+                    meta={"grid": args.grid, "command": "python -m sketchode " + " ".join(args.argv)})
+    rows = summarize(data["runs"], by=by)
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        for r in rows:
+            print("  ".join(f"{k}={v:.5f}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()))
     return 0
 
 
@@ -189,21 +281,55 @@ def main(argv: list[str] | None = None) -> int:
     pt.add_argument("--data-root", default=None)
     pt.add_argument("--seed", type=int, default=0)
     pt.add_argument("--lr", type=float, default=None)
-    pt.add_argument("--augment", type=float, default=None, help="Perlin sigma (0 disables)")
-    pt.add_argument("--period", type=float, default=None, help="schedule period in epochs")
+    pt.add_argument("--augment", type=float, default=None, help="augmentation strength sigma (0 disables)")
+    pt.add_argument("--augment-kind", choices=("perlin", "jitter"), default=None,
+                    help="Perlin warps (default) or Gaussian point jitter")
+    pt.add_argument("--fraction", type=float, default=1.0, help="train on this fraction of the training split "
+                    "(nested subsets chosen by key and --seed; section 5.3)")
+    pt.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a model constructor argument, e.g. --set activation=tanh (repeatable)")
+    pt.add_argument("--period", default=None, help="schedule period in epochs, or 'auto' (the run's length)")
     pt.add_argument("--val-size", type=int, default=512, help="test drawings scored after each epoch (0: none)")
     pt.add_argument("--json", action="store_true")
     pt.set_defaults(func=_train)
+    px = sub.add_parser("experiment", help="a grid of short runs: data-efficiency or ablation (section 5.3)")
+    px.add_argument("grid", choices=("data-efficiency", "ablation"))
+    px.add_argument("--out", required=True, help="JSON file of results (appended run by run; resumes)")
+    px.add_argument("--seeds", type=int, nargs="*", default=None)
+    px.add_argument("--steps", type=int, default=None, help="SketchODE steps per run")
+    px.add_argument("--rnn-steps", type=int, default=None, help="LSTM steps per run (data-efficiency)")
+    px.add_argument("--reuse", action="append", default=[], metavar="FILE",
+                    help="copy runs with identical settings from this results file instead of retraining")
+    px.add_argument("--threads", type=int, default=1)
+    px.add_argument("--data-root", default=None)
+    px.add_argument("--json", action="store_true")
+    px.set_defaults(func=_experiment)
     pe = sub.add_parser("evaluate", help="test loss and recognition accuracy of a checkpoint")
     pe.add_argument("checkpoint")
     pe.add_argument("--dataset", default=None, help="default: the dataset of the checkpoint's config")
     pe.add_argument("--split", default="test")
+    pe.add_argument("--classes", default=None, help="only test drawings of these labels, e.g. ABD "
+                    "(default: the classes a fine-tuned checkpoint was made for)")
     pe.add_argument("--recognizer", default=None, help="a saved recognition CNN (sketchode.recognition)")
     pe.add_argument("--limit", type=int, default=None, help="evaluate the first N drawings only")
     pe.add_argument("--device", default=None)
     pe.add_argument("--data-root", default=None)
     pe.add_argument("--json", action="store_true")
     pe.set_defaults(func=_evaluate)
+    pf = sub.add_parser("finetune", help="one-shot fine-tuning on new classes (section 5.4)")
+    pf.add_argument("checkpoint")
+    pf.add_argument("--classes", default="ABD", help="labels to learn, one drawing each (default ABD)")
+    pf.add_argument("--dataset", default="letters")
+    pf.add_argument("--per-class", type=int, default=1)
+    pf.add_argument("--index", type=int, default=0, help="which drawing of each class (0: the first)")
+    pf.add_argument("--steps", type=int, default=1000)
+    pf.add_argument("--seed", type=int, default=0)
+    pf.add_argument("--held-out", type=int, default=50, help="test drawings per class scored afterwards")
+    pf.add_argument("--out", required=True)
+    pf.add_argument("--threads", type=int, default=None)
+    pf.add_argument("--data-root", default=None)
+    pf.add_argument("--json", action="store_true")
+    pf.set_defaults(func=_finetune)
     pr = sub.add_parser("recognizer", help="train the recognition CNN of a dataset (section 5.2's metric)")
     pr.add_argument("dataset")
     pr.add_argument("--out", required=True)
@@ -224,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     pb.add_argument("--json", action="store_true")
     pb.set_defaults(func=_bench)
     args = p.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return args.func(args)
     except (FileNotFoundError, ValueError) as e:

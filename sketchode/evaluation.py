@@ -103,7 +103,7 @@ def recognizer_for(dataset: str, root=None, path=None, train_if_missing: bool = 
 
 
 def evaluate_checkpoint(model, dataset: str | None = None, split: str = "test", root=None, recognizer=None,
-                        limit: int | None = None, device=None, batch_size: int = 256) -> dict:
+                        limit: int | None = None, device=None, batch_size: int = 256, classes=None) -> dict:
     """Test loss (mean of the eq. 5 parts over drawings) and recognition accuracy of reconstructions.
 
     ``dataset`` defaults to ``digits`` (the CLI passes the dataset that
@@ -112,7 +112,8 @@ def evaluate_checkpoint(model, dataset: str | None = None, split: str = "test", 
     or ``None`` (use :func:`recognizer_for`).  Returns a JSON-able dict with
     ``loss`` (and its parts), ``n``, ``accuracy`` (of reconstructions; ``None``
     without a recognizer) and ``accuracy_data`` (the recognizer on the test
-    drawings themselves, the ceiling).
+    drawings themselves, the ceiling).  ``classes`` (e.g. ``"ABD"``) keeps
+    only drawings with those labels (chapter 13 scores the one-shot letters).
     """
     from sketchode.data import load
     from sketchode.recognition import RecognitionCNN, accuracy
@@ -122,12 +123,16 @@ def evaluate_checkpoint(model, dataset: str | None = None, split: str = "test", 
     model.to(dev)
     dataset = dataset or "digits"
     sketches = prepare(load(dataset, split=split, root=root))
+    if classes:
+        sketches = [s for s in sketches if s.label in set(classes)]
     if limit is not None:
         sketches = sketches[: int(limit)]
     if not sketches:
         raise ValueError(f"evaluate_checkpoint: dataset {dataset!r} split {split!r} is empty")
     parts = evaluate(model, sketches, batch_size=batch_size, device=dev, normalize=False)
     res = {"dataset": dataset, "split": split, "n": len(sketches), "loss": parts["total"]}
+    if classes:
+        res["classes"] = "".join(sorted(set(classes)))
     res.update({f"loss_{k}": v for k, v in parts.items() if k not in ("total", "n")})
     rec = recognizer if isinstance(recognizer, RecognitionCNN) else recognizer_for(dataset, root=root, path=recognizer)
     if rec is None:

@@ -70,7 +70,7 @@ import numpy as np
 import torch
 
 from sketchode.checkpoint import config_differences, load_checkpoint, save_checkpoint
-from sketchode.data.augment import perlin
+from sketchode.data.augment import gaussian_jitter, perlin
 from sketchode.data.sketch import Sketch, prepare
 
 # words that separate the random streams derived from the user's seed
@@ -263,19 +263,28 @@ def augment_batch(
     seed: int,
     epoch: int,
     frequency: float = 1.0,
+    kind: str = "perlin",
 ) -> list[Sketch]:
-    """Perlin-augmented (paper 4.6), re-normalised copies of training drawings for epoch ``epoch``.
+    """Augmented (paper 4.6), re-normalised copies of training drawings for epoch ``epoch``.
 
     Drawing ``sketches[j]`` (the sample ``indices[j]`` of the training set)
     is warped by :func:`~sketchode.data.augment.perlin` with strength
-    ``sigma`` and a seed derived from ``(seed, epoch, indices[j])``: a new
-    warp every epoch, the same on every run, independent of how the samples
-    are batched.
+    ``sigma`` (``kind="perlin"``), or jittered point by point by
+    :func:`~sketchode.data.augment.gaussian_jitter` with standard deviation
+    ``sigma`` (``kind="jitter"``, the discrete-time habit that chapter 12
+    ablates), with a seed derived from ``(seed, epoch, indices[j])``: a new
+    draw every epoch, the same on every run, independent of how the samples
+    are batched.  ``frequency`` applies to Perlin noise only.
     """
-    return [
-        perlin(s, sigma=sigma, seed=_derived(seed, _AUGMENT, epoch, i), frequency=frequency).normalize()
-        for s, i in zip(sketches, indices)
-    ]
+    if kind == "perlin":
+        return [
+            perlin(s, sigma=sigma, seed=_derived(seed, _AUGMENT, epoch, i), frequency=frequency).normalize()
+            for s, i in zip(sketches, indices)
+        ]
+    if kind == "jitter":
+        return [gaussian_jitter(s, sigma=sigma, seed=_derived(seed, _AUGMENT, epoch, i)).normalize()
+                for s, i in zip(sketches, indices)]
+    raise ValueError(f"augment_batch: kind must be 'perlin' or 'jitter', got {kind!r}")
 
 
 # ------------------------------------------------------------------ history
@@ -430,6 +439,7 @@ def fit(
     floor: float = 0.02,
     augment_sigma: float = 0.0,
     augment_frequency: float = 1.0,
+    augment_kind: str = "perlin",
     seed: int = 0,
     device=None,
     threads: int | None = None,
@@ -463,8 +473,9 @@ def fit(
     weight_decay : on ``model.dynamics_parameters()`` only (5.1: ``1e-2``).
     clip : max gradient norm (5.1: ``0.01``); None disables clipping.
     period, decay, floor : of the :func:`cosine_decay` schedule, in epochs.
-    augment_sigma, augment_frequency : Perlin augmentation of the training
-        batches (4.6) when ``augment_sigma > 0`` (:func:`augment_batch`).
+    augment_sigma, augment_frequency, augment_kind : augmentation of the
+        training batches when ``augment_sigma > 0`` (:func:`augment_batch`):
+        Perlin warps (4.6, ``"perlin"``) or point jitter (``"jitter"``).
     seed : seeds the epoch order and the augmentation (not the model's
         initial weights: see :func:`seed_everything`).
     device : see :func:`pick_device`.
@@ -515,6 +526,8 @@ def fit(
         raise ValueError(f"{where}: clip must be > 0 (or None to disable clipping), got {clip!r}")
     if not augment_sigma >= 0:
         raise ValueError(f"{where}: augment_sigma must be >= 0, got {augment_sigma!r}")
+    if augment_kind not in ("perlin", "jitter"):
+        raise ValueError(f"{where}: augment_kind must be 'perlin' or 'jitter', got {augment_kind!r}")
     if int(seed) != seed or seed < 0:
         raise ValueError(f"{where}: seed must be an integer >= 0, got {seed!r}")
     if checkpoint_every is not None and (int(checkpoint_every) != checkpoint_every or checkpoint_every < 1):
@@ -546,6 +559,8 @@ def fit(
         clip=None if clip is None else float(clip), augment_sigma=float(augment_sigma),
         augment_frequency=float(augment_frequency),
     )  # fmt: skip
+    if augment_kind != "perlin":  # only when not the default, so older checkpoints still resume
+        settings["augment_kind"] = augment_kind
 
     # progress of the run: restored from the checkpoint when resuming
     history = History()
@@ -627,7 +642,7 @@ def fit(
                 ids = idx.tolist()
                 sk = [data[i] for i in ids]
                 if augment_sigma > 0:
-                    sk = augment_batch(sk, ids, augment_sigma, seed, epoch, augment_frequency)
+                    sk = augment_batch(sk, ids, augment_sigma, seed, epoch, augment_frequency, augment_kind)
                 batch = model.collate(sk).to(device)
                 loss = _parts(model.loss(batch))["total"]
                 value = float(loss.detach())

@@ -41,3 +41,14 @@ def data_root():
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail("CI=true but SKETCHODE_DATA does not point at the shared data folder")
     pytest.skip("real datasets not available: set SKETCHODE_DATA to the data root (see README)")
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test on one torch thread (small tensors: as fast, and immune to spin-waits on a busy 2-core box)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

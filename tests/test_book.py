@@ -48,3 +48,18 @@ def test_pytest_collects_every_chapter():
     for nb in notebooks:
         rel = nb.relative_to(ROOT).as_posix()
         assert f"{rel}::" in out, f"nbval does not collect {rel}; collection output:\n{out[-2000:]}"
+
+
+def test_glued_values_are_plain_python():
+    """Glue a float, not a numpy/torch scalar: myst-nb cannot format 'np.float64(0.5)' (bug met in chapters 12, 13)."""
+    import json
+
+    bad = []
+    for nb in sorted((ROOT / "book").glob("*.ipynb")):
+        for cell in json.loads(nb.read_text())["cells"]:
+            for out in cell.get("outputs", []):
+                name = (out.get("metadata") or {}).get("scrapbook", {}).get("name")
+                text = "".join(out.get("data", {}).get("application/papermill.record/text/plain", ""))
+                if name and re.match(r"^(np\.|numpy\.|torch\.|tensor\()", text):
+                    bad.append(f"{nb.name}: {name} = {text[:40]}")
+    assert not bad, "glue plain Python numbers (float(x), int(x)):\n" + "\n".join(bad)

@@ -64,6 +64,7 @@ __all__ = [
     "available",
     "split_of",
     "split",
+    "subset",
     "url_for",
     "sha256_for",
     "files_for",
@@ -222,6 +223,28 @@ def split(sketches, which: str, frac: float = 0.8) -> list[Sketch]:
     if which not in ("train", "test"):
         raise ValueError(f"split: expected 'train', 'test' or 'all', got {which!r}")
     return [s for s in sketches if split_of(s.key, frac) == which]
+
+
+def subset(sketches, fraction: float, seed: int = 0) -> list[Sketch]:
+    """About ``fraction`` of ``sketches``, chosen by key: the data-efficiency subsets of section 5.3.
+
+    A drawing is kept when ``sha256("subset:<seed>:<key>")`` read as a fraction
+    in ``[0, 1)`` is below ``fraction``.  So subsets are deterministic,
+    independent of file order and of the train/test split, and *nested*: with
+    the same ``seed`` the 10 % subset lies inside the 25 % one, and so on; a
+    different ``seed`` draws a different subset.  Order is kept.
+    """
+    if not 0.0 < float(fraction) <= 1.0:
+        raise ValueError(f"subset: fraction must be in (0, 1], got {fraction!r}")
+    if int(seed) != seed or seed < 0:
+        raise ValueError(f"subset: seed must be an integer >= 0, got {seed!r}")
+    out = []
+    for i, s in enumerate(sketches):
+        if s.key is None:
+            raise ValueError(f"subset: drawing {i} has no key; a deterministic subset needs one")
+        if fraction >= 1.0 or _key_fraction(f"subset:{int(seed)}:{s.key}") < fraction:
+            out.append(s)
+    return out
 
 
 # ---------------------------------------------------------------- loading
