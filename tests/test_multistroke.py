@@ -383,3 +383,21 @@ def test_bad_decode_arguments(sketches):
         m.decode(z, t=torch.linspace(0, 2 * m.config["T"], 5))
     with pytest.raises(ValueError):
         m.decode(z, t=torch.tensor([1.0, 0.5]))
+
+
+def test_chain_norm_keeps_long_stroke_chains_bounded(one_thread):
+    """Bug found on Quick, Draw! sheep: unnormalised chain states grow geometrically along the strokes."""
+    sk = [make_sketch(n_strokes=30, n=12, seed=s).normalize() for s in range(2)]
+    res = {}
+    for cn in (True, False):
+        torch.manual_seed(0)
+        m = MultiStrokeSketchODE(d=48, l=16, G=10, chain_norm=cn)
+        b = m.collate(sk)
+        with torch.no_grad():
+            parts = m.loss(b, return_parts=True)
+            start = m(b)["start"]
+        res[cn] = (float(parts["total"]), float(start[:, -5:].abs().max()), float(start[:, :3].abs().max()))
+    total, late, early = res[True]
+    assert total < 10 and late < 5 * max(early, 0.1)  # the 26th-30th strokes are no larger than the first
+    assert res[False][1] > 20 * res[False][2]  # the behaviour chain_norm fixes
+    assert MultiStrokeSketchODE(d=8, l=4, G=5).config["chain_norm"] is True
