@@ -278,19 +278,22 @@ class MultiStrokeSketchODE(nn.Module):
     def _encode(self, batch) -> torch.Tensor:
         pts, start, smask, t = batch.points, batch.start, batch.stroke_mask, batch.t
         B, K, M = pts.shape[:3]
-        zero = pts.new_zeros(())
         tt = t.expand(B, M).unsqueeze(-1)
         g = pts.new_zeros(B, self.encoder.d)  # g_0^1 = 0 (appendix C)
         for k in range(K):
-            real = smask[:, k, None]
+            # Only the samples that have a k-th stroke are solved (strokes are padded at the end, so
+            # the set only shrinks): a batch of sheep has 12 strokes on average but up to 47, and
+            # solving the padding too made every step several times slower.  Padded strokes never
+            # reach the solver, so their values (even NaN) cannot matter.
+            idx = torch.nonzero(smask[:, k]).flatten()
+            if idx.numel() == 0:
+                break
+            g_act = g.index_select(0, idx)
             if k > 0:
-                v = torch.where(real, start[:, k], zero)  # padded starts may hold anything
-                g0 = torch.where(real, self.U(torch.cat([self._norm(g), v], 1)), g)
-            else:
-                g0 = g
-            path = torch.cat([tt, torch.where(real[..., None], pts[:, k], zero)], -1)  # (B, M, 3): t, x, y
-            g1 = self.encoder.solve(path, t, g0=g0)[:, -1]
-            g = torch.where(real, g1, g)  # a padded stroke leaves the state as it was
+                g_act = self.U(torch.cat([self._norm(g_act), start[idx, k]], 1))
+            path = torch.cat([tt[idx], pts[idx, k]], -1)  # (b, M, 3): t, x, y
+            g1 = self.encoder.solve(path, t, g0=g_act)[:, -1]
+            g = g1 if idx.numel() == B else g.index_copy(0, idx, g1)  # the others keep their state
         return self.encoder.L_enc(g)
 
     def decode(self, z: torch.Tensor, n_strokes=None, t: torch.Tensor | None = None,
@@ -315,8 +318,8 @@ class MultiStrokeSketchODE(nn.Module):
         ``start (B, K, 2)``, ``end_logit (B, K)``, ``stroke_mask (B, K)``
         (true on the decoded strokes of each sample) and ``n_strokes (B,)``.
         ``K`` is the largest number of strokes in the batch; entries where
-        ``stroke_mask`` is false are what the chain produced past a sample's
-        end and are not part of the drawing.
+        ``stroke_mask`` is false are zeros: past a sample's end the chain is
+        not solved.
         """
         where = "MultiStrokeSketchODE.decode"
         check_latent(z, self.config["l"], where)
@@ -344,7 +347,7 @@ class MultiStrokeSketchODE(nn.Module):
                 raise ValueError(f"{where}: n_strokes must be >= 1 for every sample, got {n.tolist()}")
             K = int(n.max())
         grid, keep = self._check_grid(t, where)
-        pts, start, logit = self._decode(z, grid, K, stop)
+        pts, start, logit = self._decode(z, grid, K, stop, None if stop else n)
         K = pts.shape[1]
         if stop:
             # first stroke with p(last) > 0.5; the bound when none is
@@ -353,32 +356,49 @@ class MultiStrokeSketchODE(nn.Module):
         smask = torch.arange(K, device=z.device)[None, :] < n[:, None]
         return dict(points=pts[:, :, keep], start=start, end_logit=logit, stroke_mask=smask, n_strokes=n)
 
-    def _decode(self, z, grid, K: int, stop: bool = False):
+    def _decode(self, z, grid, K: int, stop: bool = False, n: torch.Tensor | None = None):
         """Run the decoder chain for ``K`` strokes on ``grid`` (starting at 0): points, starts, end logits.
 
-        With ``stop`` the loop ends early once every sample has passed a
-        stroke with ``p(last) > 0.5`` (those strokes would be masked anyway).
+        Only the samples still drawing are solved at each stroke: with ``n``
+        (strokes per sample) those with ``n > k``; with ``stop`` those that
+        have not yet passed a stroke with ``p(last) > 0.5`` (the loop ends
+        when none is left).  The other samples' entries are zeros: they lie
+        outside the stroke mask and are no part of any drawing.
         """
-        d = self.decoder.d
+        d, B = self.decoder.d, z.shape[0]
         a0, v0 = self.decoder.initial_state(z)  # stroke 1: s = s' = 0, [h, h'] = L_dec(z)
-        hidden = torch.cat([a0[:, 2:], v0[:, 2:]], 1)
-        zeros = z.new_zeros(z.shape[0], 2)
+        hidden0 = torch.cat([a0[:, 2:], v0[:, 2:]], 1)
+        active = torch.ones(B, dtype=torch.bool, device=z.device) if n is None else n > 0
         pts, starts, logits = [], [], []
-        done = torch.zeros(z.shape[0], dtype=torch.bool, device=z.device)
+        final = None
         for k in range(K):
+            idx = torch.nonzero(active).flatten()
+            if idx.numel() == 0:
+                break
+            everyone = idx.numel() == B
+
+            def full(x):  # a subset's rows scattered into zeros for the whole batch (differentiable)
+                return x if everyone else x.new_zeros(B, *x.shape[1:]).index_copy(0, idx, x)
+
             if k > 0:
-                hidden = self.V(self._norm(final))  # [h_0, h_0']^{k+1} = V(A^k(t1))
-            starts.append(self.P(hidden))
+                hidden = self.V(self._norm(final if everyone else final.index_select(0, idx)))  # V(A^k(t1))
+            else:
+                hidden = hidden0 if everyone else hidden0.index_select(0, idx)
+            zeros = z.new_zeros(idx.numel(), 2)
             a0 = torch.cat([zeros, hidden[:, :d]], 1)  # visible position and velocity fixed at 0
             v0 = torch.cat([zeros, hidden[:, d:]], 1)
-            pos, vel = self.decoder.solve(z, grid, state0=(a0, v0), full=True)
-            pts.append(pos[..., :2])
-            final = torch.cat([pos[:, -1], vel[:, -1]], 1)
-            logits.append(self.R(self._norm(final)).squeeze(-1))
-            if stop:
-                done = done | (logits[-1] > 0)
-                if bool(done.all()):
-                    break
+            zk = z if everyone else z.index_select(0, idx)
+            pos, vel = self.decoder.solve(zk, grid, state0=(a0, v0), full=True)
+            fin = torch.cat([pos[:, -1], vel[:, -1]], 1)
+            logit = self.R(self._norm(fin)).squeeze(-1)
+            pts.append(full(pos[..., :2]))
+            starts.append(full(self.P(hidden)))
+            logits.append(full(logit))
+            final = full(fin)
+            if n is not None:
+                active = n > k + 1
+            elif stop:
+                active = active & ~full(logit > 0)  # done after the first stroke with p(last) > 0.5
         return torch.stack(pts, 1), torch.stack(starts, 1), torch.stack(logits, 1)
 
     def forward(self, batch) -> dict:
@@ -391,7 +411,7 @@ class MultiStrokeSketchODE(nn.Module):
     def _forward(self, batch) -> dict:
         grid, keep = self._check_grid(batch.t, "MultiStrokeSketchODE")
         z = self._encode(batch)
-        pts, start, logit = self._decode(z, grid, batch.points.shape[1])
+        pts, start, logit = self._decode(z, grid, batch.points.shape[1], n=batch.n_strokes)
         return dict(points=pts[:, :, keep], start=start, end_logit=logit, stroke_mask=batch.stroke_mask,
                     n_strokes=batch.n_strokes, z=z)
 

@@ -191,15 +191,23 @@ def test_end_of_sketch_target_and_loss(sketches):
 
 
 class _ScriptedEnd(nn.Module):
-    """A stand-in for R: the logit of stroke k (k-th call) is ``+5`` for samples whose end is ``<= k``."""
+    """A stand-in for R: the logit of stroke k (k-th call) is ``+5`` for samples whose end is ``<= k``.
+
+    The chain only solves the samples still drawing, so call k sees the rows of
+    the samples that have not ended before stroke k (in batch order).
+    """
 
     def __init__(self, ends):
         super().__init__()
         self.ends, self.calls = torch.tensor(ends), 0
+        self.alive = torch.arange(len(ends))
 
     def forward(self, final):
         self.calls += 1
-        return torch.where(self.ends <= self.calls, 5.0, -5.0).to(final.dtype).unsqueeze(-1) + 0 * final[:, :1]
+        ends = self.ends[self.alive]
+        assert final.shape[0] == len(ends), "the chain solved a sample that had already ended"
+        self.alive = self.alive[ends > self.calls]
+        return torch.where(ends <= self.calls, 5.0, -5.0).to(final.dtype).unsqueeze(-1) + 0 * final[:, :1]
 
 
 def test_stop_rule(sketches):
@@ -401,3 +409,31 @@ def test_chain_norm_keeps_long_stroke_chains_bounded(one_thread):
     assert total < 10 and late < 5 * max(early, 0.1)  # the 26th-30th strokes are no larger than the first
     assert res[False][1] > 20 * res[False][2]  # the behaviour chain_norm fixes
     assert MultiStrokeSketchODE(d=8, l=4, G=5).config["chain_norm"] is True
+
+
+def test_only_samples_still_drawing_are_solved(one_thread, monkeypatch):
+    """Padded strokes are skipped, not solved and masked: same outputs and gradients, fewer solves."""
+    sk = [make_sketch(n_strokes=n, n=10, seed=n).normalize() for n in (1, 4, 2, 6)]
+    torch.manual_seed(0)
+    m = MultiStrokeSketchODE(d=12, l=6, G=8)
+    b = m.collate(sk)
+    sizes = []
+    real_solve = type(m.decoder).solve
+
+    def counting(self, z, *a, **kw):
+        sizes.append(z.shape[0])
+        return real_solve(self, z, *a, **kw)
+
+    monkeypatch.setattr(type(m.decoder), "solve", counting)
+    loss = m.loss(b)
+    assert sizes == [4, 3, 2, 2, 1, 1]  # samples with at least 1, 2, ... 6 strokes
+    grads = torch.autograd.grad(loss, list(m.parameters()), allow_unused=True)
+    # each sample alone gives the same z and the same per-stroke points as in the batch
+    out = m(b)
+    for i, s in enumerate(sk):
+        alone = m(m.collate([s]))
+        n = s.n_strokes
+        assert torch.allclose(alone["z"][0], out["z"][i], atol=1e-5)
+        assert torch.allclose(alone["points"][0, :n], out["points"][i, :n], atol=1e-5)
+        assert torch.all(out["points"][i, n:] == 0) and torch.all(out["end_logit"][i, n:] == 0)
+    assert all(g is None or torch.isfinite(g).all() for g in grads)
