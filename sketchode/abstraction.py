@@ -52,9 +52,9 @@ import torch
 from torch import nn
 
 from sketchode.data.augment import roughness
-from sketchode.data.sketch import Sketch, uniform_grid
+from sketchode.data.sketch import Sketch
 from sketchode.dynamics import override_w
-from sketchode.latent import decode_paths, decode_sketches
+from sketchode.latent import decode_paths, decode_sketches, paths_to_sketches  # noqa: F401 (re-exported)
 
 __all__ = ["decode_at", "sweep", "detail", "ink_length", "spread", "scale_lstm", "decode_rnn_at",
            "decode_smoothed", "paths_to_sketches", "class_accuracy", "threshold_scale",
@@ -160,20 +160,6 @@ def scale_lstm(module: nn.Module, scale: float) -> Iterator[list[nn.Parameter]]:
         with torch.no_grad():
             for p, v in zip(params, saved):
                 p.copy_(v)
-
-
-def paths_to_sketches(xy, pen, T: float = 5.0, pen_threshold: float = 0.5) -> list[Sketch]:
-    """Drawings from decoded positions ``xy (n, G, 2)`` and pen probabilities ``pen (n, G)`` on ``[0, T]``.
-
-    The same split as :func:`sketchode.latent.decode_sketches`: ink where the
-    pen probability is below ``pen_threshold``.
-    """
-    xy, pen = np.asarray(xy, dtype=np.float64), np.asarray(pen, dtype=np.float64)
-    if xy.ndim != 3 or xy.shape[2] != 2 or pen.shape != xy.shape[:2]:
-        raise ValueError(f"paths_to_sketches: expected xy (n, G, 2) and pen (n, G), got {xy.shape} and {pen.shape}")
-    t = uniform_grid(xy.shape[1], T)
-    return [Sketch.from_full_sequence(np.column_stack([t, a, p]), pen_threshold=pen_threshold)
-            for a, p in zip(xy, pen)]
 
 
 def decode_rnn_at(model, z, scale: float = 1.0, G: int | None = None, raw: bool = False):

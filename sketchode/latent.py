@@ -42,7 +42,7 @@ import torch
 
 from sketchode.data.sketch import Sketch, prepare, uniform_grid
 
-__all__ = ["encode_sketches", "decode_sketches", "decode_paths", "lerp", "cyclic_walk", "conditional",
+__all__ = ["encode_sketches", "decode_sketches", "decode_paths", "paths_to_sketches", "lerp", "cyclic_walk", "conditional",
            "latent_spread", "path_smoothness", "slerp", "rms_distance", "different_class_pairs",
            "interpolation_smoothness", "conditional_stats", "plot_rows", "animate_morph"]
 
@@ -105,17 +105,26 @@ def decode_paths(model, z, G: int | None = None, batch_size: int = 256) -> tuple
     return np.concatenate(xs).astype(np.float64), np.concatenate(ps).astype(np.float64)
 
 
+def paths_to_sketches(xy, pen, T: float = 5.0, pen_threshold: float = 0.5, labels=None) -> list[Sketch]:
+    """Drawings from decoded positions ``xy (n, G, 2)`` and pen probabilities ``pen (n, G)`` on ``[0, T]``.
+
+    Ink where the pen probability is below ``pen_threshold``
+    (:meth:`~sketchode.data.sketch.Sketch.from_full_sequence`); ``labels``
+    (one per drawing) are attached when given.
+    """
+    xy, pen = np.asarray(xy, dtype=np.float64), np.asarray(pen, dtype=np.float64)
+    if xy.ndim != 3 or xy.shape[2] != 2 or pen.shape != xy.shape[:2]:
+        raise ValueError(f"paths_to_sketches: expected xy (n, G, 2) and pen (n, G), got {xy.shape} and {pen.shape}")
+    t = uniform_grid(xy.shape[1], T)
+    labels = [None] * len(xy) if labels is None else list(labels)
+    return [Sketch.from_full_sequence(np.column_stack([t, a, p]), label=lab, pen_threshold=pen_threshold)
+            for a, p, lab in zip(xy, pen, labels)]
+
+
 def decode_sketches(model, z, G: int | None = None, pen_threshold: float = 0.5, labels=None) -> list[Sketch]:
     """Codes ``z (n, l)`` decoded into drawings (strokes split where the pen probability < ``pen_threshold``)."""
     xy, pen = decode_paths(model, z, G)
-    G = xy.shape[1]
-    t = uniform_grid(G, model.config.get("T", 5.0))
-    labels = [None] * len(xy) if labels is None else list(labels)
-    out = []
-    for q_xy, q_pen, lab in zip(xy, pen, labels):
-        seq = np.concatenate([t[:, None], q_xy, q_pen[:, None]], 1)
-        out.append(Sketch.from_full_sequence(seq, label=lab, pen_threshold=pen_threshold))
-    return out
+    return paths_to_sketches(xy, pen, model.config.get("T", 5.0), pen_threshold, labels)
 
 
 def lerp(z0, z1, n: int = 8) -> torch.Tensor:

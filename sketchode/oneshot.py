@@ -89,8 +89,8 @@ def finetune(model, sketches: Sequence[Sketch], steps: int = 1000, lr: float | N
     sketches = list(sketches)
     if not sketches:
         raise ValueError("finetune: no drawings given")
-    n_epochs_equiv = float(steps)  # one step per epoch: the whole set is one batch
-    return fit(model, sketches, steps=int(steps), batch_size=len(sketches), lr=lr, seed=seed, period=n_epochs_equiv,
+    # the whole set is one batch, so one step is one epoch and the run is one period of `steps` epochs
+    return fit(model, sketches, steps=int(steps), batch_size=len(sketches), lr=lr, seed=seed, period=float(steps),
                augment_sigma=augment_sigma, threads=threads, progress=progress, checkpoint=checkpoint,
                checkpoint_every=int(steps), meta=meta)  # one write at the end, not one per one-batch epoch
 
@@ -108,8 +108,7 @@ def interpolate(model, a: Sketch, b: Sketch, n: int = 10, G: int | None = None, 
     :func:`~sketchode.latent.path_smoothness`'s ``steps``, ``jump`` and ``detour``.
     Works for SketchODE and the LSTM baseline alike.
     """
-    from sketchode.data.sketch import uniform_grid
-    from sketchode.latent import decode_paths, encode_sketches, lerp, path_smoothness
+    from sketchode.latent import decode_paths, encode_sketches, lerp, path_smoothness, paths_to_sketches
 
     if not isinstance(a, Sketch) or not isinstance(b, Sketch):
         raise TypeError(f"interpolate: a and b must be Sketches, got {type(a).__name__} and {type(b).__name__}")
@@ -118,9 +117,7 @@ def interpolate(model, a: Sketch, b: Sketch, n: int = 10, G: int | None = None, 
     z = encode_sketches(model, [a, b])
     path = lerp(z[0], z[1], int(n))
     xy, pen = decode_paths(model, path, G)
-    t = uniform_grid(xy.shape[1], model.config.get("T", 5.0))
-    seq = np.concatenate([np.broadcast_to(t[None, :, None], pen.shape + (1,)), xy, pen[..., None]], -1)
-    sketches = [Sketch.from_full_sequence(q, pen_threshold=pen_threshold) for q in seq]
+    sketches = paths_to_sketches(xy, pen, model.config.get("T", 5.0), pen_threshold)
     out = {"alpha": np.linspace(0.0, 1.0, int(n)), "z": path, "xy": xy, "pen": pen, "sketches": sketches}
     out.update(path_smoothness(xy))
     return out

@@ -52,3 +52,17 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module", params=["ode", "rnn"])
+def tiny_autoencoder(request):
+    """A tiny full-sequence autoencoder of each kind (d=8, l=6, G=20, seeded): SketchODE, then the LSTM baseline."""
+    import torch
+
+    from sketchode.baselines import RNNAutoencoder
+    from sketchode.model import SketchODE
+
+    torch.manual_seed(0)
+    if request.param == "ode":
+        return SketchODE(d=8, l=6, G=20, n_hidden=1)
+    return RNNAutoencoder(d=8, l=6, G=20)

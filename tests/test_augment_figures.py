@@ -26,12 +26,12 @@ from sketchode.data.augment import (  # noqa: E402
 )
 
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: small tensors run best on one thread
+
+
 @pytest.fixture(autouse=True)
-def _threads():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _close_figures():
     yield
-    torch.set_num_threads(n)
     plt.close("all")
 
 

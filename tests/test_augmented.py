@@ -28,12 +28,7 @@ from sketchode.augmented import (  # noqa: E402
 from sketchode.solvers import rk4  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: small tensors run best on one thread
 
 
 @pytest.fixture(autouse=True)

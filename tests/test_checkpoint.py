@@ -21,12 +21,7 @@ from sketchode.checkpoint import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: small tensors run best on one thread
 
 
 def _model(seed=0, **kw):

@@ -14,12 +14,7 @@ from sketchode.evaluation import evaluate_checkpoint, reconstruct
 from sketchode.recognition import save_recognizer, train_recognizer
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: small tensors run best on one thread
 
 
 def test_paper_configs():

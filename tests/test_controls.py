@@ -37,13 +37,7 @@ from sketchode.data.batching import collate_full  # noqa: E402
 from sketchode.encoder import CDEEncoder  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    # small solves: one thread is as fast and immune to spin-wait slowdowns on a busy 2-core box
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: small tensors run best on one thread
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,7 @@ from sketchode.decoder import ODEDecoder, decoding_grid
 from sketchode.dynamics import frequencies, override_w
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: small tensors run best on one thread
 
 
 def _dec(seed=0, **kw):

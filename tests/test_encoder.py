@@ -8,13 +8,7 @@ import sketchode.encoder as encoder_mod
 from sketchode.encoder import CDEEncoder, spline
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    # small solves: one thread is as fast and immune to spin-wait slowdowns on a busy 2-core box
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: small tensors run best on one thread
 
 
 def _grid(G=75, T=5.0, dtype=torch.float32, uniform=False):

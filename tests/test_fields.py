@@ -31,12 +31,7 @@ from sketchode.fields import (
 from sketchode.solvers import rk4
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: small tensors run best on one thread
 
 
 class Linear(nn.Module):

@@ -8,12 +8,7 @@ from sketchode.fused import rk4_mlp
 DT = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: small tensors run best on one thread
 
 
 def _problem(layers=2, controlled=False, B=3, D=4, H=(6, 5), C=3, n=7, seed=0, acts=None):

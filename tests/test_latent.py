@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 import torch
 
-from sketchode.baselines import RNNAutoencoder
 from sketchode.data import load
 from sketchode.latent import (conditional, cyclic_walk, decode_paths, decode_sketches, encode_sketches,
                               latent_spread, lerp, path_smoothness)
@@ -17,12 +16,9 @@ def digits8():
     return load("digits", "test")[:8]
 
 
-@pytest.fixture(scope="module", params=["ode", "rnn"])
-def model(request):
-    torch.manual_seed(0)
-    if request.param == "ode":
-        return SketchODE(d=8, l=6, G=20, n_hidden=1)
-    return RNNAutoencoder(d=8, l=6, G=20)
+@pytest.fixture(scope="module")
+def model(tiny_autoencoder):  # conftest.py: a tiny SketchODE, then a tiny LSTM baseline
+    return tiny_autoencoder
 
 
 def test_encode_decode_shapes_and_modes(model, digits8):

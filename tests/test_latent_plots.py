@@ -9,7 +9,6 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from sketchode.baselines import RNNAutoencoder  # noqa: E402
 from sketchode.data import load  # noqa: E402
 from sketchode.latent import (animate_morph, different_class_pairs, decode_paths, decode_sketches,  # noqa: E402
                               conditional_stats, encode_sketches, interpolation_smoothness, lerp,
@@ -32,12 +31,9 @@ def digits12():
     return load("digits", "test")[:12]
 
 
-@pytest.fixture(scope="module", params=["ode", "rnn"])
-def model(request):
-    torch.manual_seed(0)
-    if request.param == "ode":
-        return SketchODE(d=8, l=6, G=20, n_hidden=1)
-    return RNNAutoencoder(d=8, l=6, G=20)
+@pytest.fixture(scope="module")
+def model(tiny_autoencoder):  # conftest.py: a tiny SketchODE, then a tiny LSTM baseline
+    return tiny_autoencoder
 
 
 @pytest.fixture(scope="module")

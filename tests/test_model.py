@@ -11,12 +11,7 @@ from sketchode.losses import reconstruction_loss
 from sketchode.model import SketchODE
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: small tensors run best on one thread
 
 
 @pytest.fixture(scope="module")

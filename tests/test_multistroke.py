@@ -18,13 +18,7 @@ from sketchode.train import fit
 SMALL = dict(d=8, l=6, G=8)
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    # tiny solves: one thread is as fast and immune to spin-wait slowdowns on a busy 2-core box
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: small tensors run best on one thread
 
 
 def _model(**kw):
@@ -393,7 +387,7 @@ def test_bad_decode_arguments(sketches):
         m.decode(z, t=torch.tensor([1.0, 0.5]))
 
 
-def test_chain_norm_keeps_long_stroke_chains_bounded(one_thread):
+def test_chain_norm_keeps_long_stroke_chains_bounded():
     """Bug found on Quick, Draw! sheep: unnormalised chain states grow geometrically along the strokes."""
     sk = [make_sketch(n_strokes=30, n=12, seed=s).normalize() for s in range(2)]
     res = {}
@@ -411,7 +405,7 @@ def test_chain_norm_keeps_long_stroke_chains_bounded(one_thread):
     assert MultiStrokeSketchODE(d=8, l=4, G=5).config["chain_norm"] is True
 
 
-def test_only_samples_still_drawing_are_solved(one_thread, monkeypatch):
+def test_only_samples_still_drawing_are_solved(monkeypatch):
     """Padded strokes are skipped, not solved and masked: same outputs and gradients, fewer solves."""
     sk = [make_sketch(n_strokes=n, n=10, seed=n).normalize() for n in (1, 4, 2, 6)]
     torch.manual_seed(0)

@@ -8,7 +8,6 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from sketchode.baselines import RNNAutoencoder  # noqa: E402
 from sketchode.latent import decode_sketches, encode_sketches, lerp, path_smoothness  # noqa: E402
 from sketchode.model import SketchODE  # noqa: E402
 from sketchode.oneshot import (by_variant, class_probabilities, finetune, held_out, interpolate,  # noqa: E402
@@ -24,12 +23,9 @@ def shots():
     return one_shot_set("ABD")
 
 
-@pytest.fixture(scope="module", params=["ode", "rnn"])
-def model(request):
-    torch.manual_seed(0)
-    if request.param == "ode":
-        return SketchODE(d=8, l=6, G=20, n_hidden=1)
-    return RNNAutoencoder(d=8, l=6, G=20)
+@pytest.fixture(scope="module")
+def model(tiny_autoencoder):  # conftest.py: a tiny SketchODE, then a tiny LSTM baseline
+    return tiny_autoencoder
 
 
 @pytest.fixture(scope="module")

@@ -9,13 +9,7 @@ import torchdiffeq
 from sketchode.solvers import RK4_STAGES, check_grid, rk4, rk4_second_order_positions, stage_times
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    # tiny tensors: one thread is as fast and immune to spin-wait slowdowns on a busy 2-core box
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: small tensors run best on one thread
 
 
 def _nonuniform_grid(G=23, seed=0, dtype=torch.float64):

@@ -13,13 +13,12 @@ from sketchode import spectrum as S  # noqa: E402
 from sketchode.dynamics import MLP, frequencies, override_w  # noqa: E402
 
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: small tensors run best on one thread
+
+
 @pytest.fixture(autouse=True)
-def _threads():
-    # tiny networks: one thread is as fast and immune to spin-wait slowdowns on a busy 2-core box
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _close_figures():
     yield
-    torch.set_num_threads(n)
     plt.close("all")
 
 

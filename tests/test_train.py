@@ -30,13 +30,7 @@ from sketchode.train import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    # small LSTMs: one thread is as fast and immune to spin-wait slowdowns on a busy 2-core box
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: small tensors run best on one thread
 
 
 @pytest.fixture(scope="module")
