@@ -23,18 +23,19 @@ Modules map to the paper's sections and the book's chapters:
 * ``sketchode.encoder``: the Neural CDE encoder on a natural cubic spline in real time (4.2, eq. 4; chapter 7)
 * ``sketchode.decoder``: the second-order augmented ODE decoder (4.1, eq. 2-3, app. B; chapter 8)
 * ``sketchode.model``: ``SketchODE``, the full-sequence autoencoder (4.1-4.4; chapter 8)
-* ``sketchode.multistroke``: ``MultiStrokeSketchODE`` (4.4, appendix C; chapter 8)
+* ``sketchode.multistroke``: ``MultiStrokeSketchODE`` (4.4, appendix C; chapters 8, 14)
 * ``sketchode.train``: ``fit``, the schedule, ``evaluate`` (5.1; chapter 8)
 * ``sketchode.checkpoint``: atomic, versioned checkpoints (chapter 8)
 * ``sketchode.configs``: the paper's named settings (5.1; chapters 8-9)
 * ``sketchode.bench``: one training step, SketchODE vs LSTM vs naive (6; chapter 8)
-* ``sketchode.evaluation``: test loss and recognition accuracy of reconstructions (5.2; chapter 9)
+* ``sketchode.evaluation``: test loss, chamfer distance and recognition accuracy of reconstructions (5.2; chapter 9)
 * ``sketchode.baselines``: the LSTM-LSTM seq2seq autoencoder (5.2; chapter 9)
 * ``sketchode.recognition``: the recognition CNN behind the semantic metric (5.2; chapter 9)
 * ``sketchode.latent``: interpolation, cyclic walks, conditional sampling (5.2, 5.4, app. E; chapter 10)
 * ``sketchode.abstraction``: decoding at lower frequencies, the abstraction effect (5.5; chapter 11)
-* ``sketchode.experiments``: grids of short runs, data efficiency and ablations (5.3, figure 5; chapter 12)
+* ``sketchode.experiments``: grids of runs: table 1 (5.2; chapter 9), data efficiency, ablations (5.3; chapter 12)
 * ``sketchode.oneshot``: one-shot fine-tuning on unseen letters (5.4; chapter 13)
+* ``sketchode.doodles``: measurements and figures of the multi-stroke model (appendix C; chapter 14)
 """
 
 __version__ = "0.1.0"

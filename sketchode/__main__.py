@@ -14,19 +14,23 @@ Subcommands
     (resumable with ``--resume``); ``--fraction F`` trains on a nested subset,
     ``--set KEY=VALUE`` overrides the model, ``--augment-kind jitter`` swaps
     Perlin warps for point jitter, ``--period auto`` fits one schedule period.
-``experiment data-efficiency|ablation --out FILE``
-    the grids of short runs of section 5.3 and figure 5 (:mod:`sketchode.experiments`),
-    one JSON record per run, resumable.
+``experiment reconstruction|data-efficiency|ablation --out FILE``
+    the grids of runs of table 1 (section 5.2, chapter 9), section 5.3 and
+    figure 5 (:mod:`sketchode.experiments`), one JSON record per run,
+    resumable; ``--checkpoint-dir DIR`` keeps every trained model.
 ``evaluate CHECKPOINT [--dataset NAME] [--json]``
-    test reconstruction loss and, when a recognition CNN is available for the
-    dataset (``--recognizer PATH``, or trained once and cached for the
-    embedded ``digits``/``letters``), the recognition accuracy of rasterised
-    reconstructions (section 5.2).
+    test reconstruction loss, the chamfer distance of reconstructions to their
+    drawings and, when a recognition CNN is available for the dataset
+    (``--recognizer PATH``, ``data/checkpoints/recognizer-<dataset>.pt``, or
+    trained once and cached for the embedded ``digits``/``letters``), the
+    recognition accuracy of rasterised reconstructions (section 5.2).
 ``finetune CHECKPOINT --classes ABD [--steps 1000] --out PATH``
     one-shot fine-tuning on one drawing of each new class (section 5.4,
     :mod:`sketchode.oneshot`).
 ``recognizer DATASET --out PATH [--epochs 3]``
-    train and save the recognition CNN used by ``evaluate``.
+    train and save the recognition CNN used by ``evaluate`` (a single-class
+    dataset such as ``sheep`` is learned against Quick, Draw! doodles of
+    other categories: :func:`sketchode.evaluation.recognition_set`).
 ``bench [--json]``
     seconds per training step of SketchODE, the LSTM baseline and the naive
     torchcde/torchdiffeq composition (:func:`sketchode.bench.bench`).
@@ -199,17 +203,21 @@ def _finetune(args) -> int:
 def _recognizer(args) -> int:
     import time
 
-    from sketchode.data import load, prepare
+    from sketchode.evaluation import OTHER, recognition_set
     from sketchode.recognition import accuracy, save_recognizer, train_recognizer
 
     t0 = time.perf_counter()
-    model = train_recognizer(prepare(load(args.dataset, "train", root=args.data_root)), epochs=args.epochs,
-                             seed=args.seed)
+    train = recognition_set(args.dataset, "train", root=args.data_root)
+    model = train_recognizer(train, epochs=args.epochs, seed=args.seed)
     seconds = time.perf_counter() - t0
     save_recognizer(model, args.out)
-    test = prepare(load(args.dataset, "test", root=args.data_root))
+    test = recognition_set(args.dataset, "test", root=args.data_root)
     res = {"dataset": args.dataset, "out": args.out, "epochs": args.epochs, "seconds": round(seconds, 1),
+           "classes": len(model.classes), "n_train": len(train), "n_test": len(test),
            "test_accuracy": accuracy(model, test, [s.label for s in test])}
+    own = [s for s in test if s.label != OTHER]
+    if len(own) < len(test):  # a single-class dataset, scored against doodles of other categories
+        res["test_accuracy_own"] = accuracy(model, own, [s.label for s in own])
     print(json.dumps(res) if args.json else "\n".join(f"{k:14s} {v}" for k, v in res.items()))
     return 0
 
@@ -229,7 +237,15 @@ def _experiment(args) -> int:
     kw = {}
     if args.seeds:
         kw["seeds"] = tuple(args.seeds)
-    if args.grid == "data-efficiency":
+    if args.grid == "reconstruction":
+        if args.datasets:
+            kw["datasets"] = tuple(args.datasets)
+        if args.steps is not None:
+            kw["ode_steps"] = args.steps
+        if args.rnn_steps is not None:
+            kw["rnn_steps"] = args.rnn_steps
+        by = ("dataset", "model")
+    elif args.grid == "data-efficiency":
         if args.steps is not None:
             kw["ode_steps"] = args.steps
         if args.rnn_steps is not None:
@@ -243,6 +259,7 @@ def _experiment(args) -> int:
     runs = GRIDS[args.grid](**kw)
     data = run_grid(runs, args.out, root=args.data_root, threads=args.threads,
                     log=lambda msg: print(msg, file=sys.stderr, flush=True), reuse=args.reuse,
+                    recognition=args.grid == "reconstruction", checkpoint_dir=args.checkpoint_dir,
                     meta={"grid": args.grid, "command": "python -m sketchode " + " ".join(args.argv)})
     rows = summarize(data["runs"], by=by)
     if args.json:
@@ -292,14 +309,16 @@ def main(argv: list[str] | None = None) -> int:
     pt.add_argument("--val-size", type=int, default=512, help="test drawings scored after each epoch (0: none)")
     pt.add_argument("--json", action="store_true")
     pt.set_defaults(func=_train)
-    px = sub.add_parser("experiment", help="a grid of short runs: data-efficiency or ablation (section 5.3)")
-    px.add_argument("grid", choices=("data-efficiency", "ablation"))
+    px = sub.add_parser("experiment", help="a grid of runs: reconstruction (5.2), data-efficiency or ablation (5.3)")
+    px.add_argument("grid", choices=("reconstruction", "data-efficiency", "ablation"))
     px.add_argument("--out", required=True, help="JSON file of results (appended run by run; resumes)")
     px.add_argument("--seeds", type=int, nargs="*", default=None)
     px.add_argument("--steps", type=int, default=None, help="SketchODE steps per run")
     px.add_argument("--rnn-steps", type=int, default=None, help="LSTM steps per run (data-efficiency)")
     px.add_argument("--reuse", action="append", default=[], metavar="FILE",
                     help="copy runs with identical settings from this results file instead of retraining")
+    px.add_argument("--datasets", nargs="*", default=None, help="reconstruction: digits, omniglot, sheep")
+    px.add_argument("--checkpoint-dir", default=None, help="keep every run's model here as <run name>.pt")
     px.add_argument("--threads", type=int, default=1)
     px.add_argument("--data-root", default=None)
     px.add_argument("--json", action="store_true")

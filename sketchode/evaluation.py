@@ -4,15 +4,22 @@ Section 5.2 scores reconstructions two ways: the reconstruction loss on the
 test split, and the accuracy with which a recognition CNN, trained on the
 real training drawings, classifies the rasterised reconstructions.
 :func:`evaluate_checkpoint` does both for any model of the library
-(SketchODE, the multi-stroke variant, the LSTM baseline).
+(SketchODE, the multi-stroke variant, the LSTM baseline), and adds a third,
+format-free measure: the :func:`chamfer` distance between each
+reconstruction and its drawing (the models' own losses differ between the
+full-sequence and the multi-stroke formats).
 
-Recognition CNNs for the embedded datasets (``digits``, ``letters``) are
-trained once by :func:`recognizer_for` and cached in the user cache
-(``pooch.os_cache("sketchode")/recognizers``), never in the data root.
+Recognition CNNs: ``data/checkpoints/recognizer-<dataset>.pt`` when shipped
+(:func:`recognizer_name`); for the embedded datasets (``digits``,
+``letters``) trained once by :func:`recognizer_for` and cached in the user
+cache (``pooch.os_cache("sketchode")/recognizers``), never in the data root.
+A single-class dataset (the sheep) is recognised against doodles of other
+categories (:func:`recognition_set`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Sequence
@@ -22,7 +29,8 @@ import torch
 
 from sketchode.data.sketch import Sketch, prepare, uniform_grid
 
-__all__ = ["reconstruct", "reconstruct_full", "recognizer_for", "evaluate_checkpoint", "EMBEDDED"]
+__all__ = ["reconstruct", "reconstruct_full", "recognizer_for", "recognition_set", "recognizer_name", "ink_points",
+           "chamfer", "evaluate_checkpoint", "EMBEDDED", "OTHER"]
 
 #: Datasets whose recognizer can be trained on demand (embedded, no download).
 EMBEDDED = ("digits", "letters")
@@ -74,6 +82,76 @@ def reconstruct_full(model, sketches: Sequence[Sketch], G: int | None = None, ba
     return out
 
 
+def ink_points(sketch: Sketch, n: int = 128) -> np.ndarray:
+    """``n`` points spread evenly along the ink of ``sketch`` (pen-down arcs only), ``(n, 2)``.
+
+    Pen-up travel between strokes is not ink, so it is skipped; a drawing
+    with no ink (single points only) returns its points, cycled to ``n``.
+    """
+    p = sketch.points[:, :2]
+    seg = np.hypot(*np.diff(p, axis=0).T)
+    seg[np.diff(sketch.stroke_index) != 0] = 0.0  # the jump between strokes
+    arc = np.concatenate([[0.0], np.cumsum(seg)])
+    if arc[-1] <= 0:
+        return p[np.arange(n) % len(p)]
+    q = np.linspace(0.0, arc[-1], n)  # arc stands still across pen-up jumps: no sample lands on them
+    return np.column_stack([np.interp(q, arc, p[:, 0]), np.interp(q, arc, p[:, 1])])
+
+
+def chamfer(a: Sequence[Sketch], b: Sequence[Sketch], n: int = 128) -> np.ndarray:
+    """Symmetric chamfer distance between drawings ``a[i]`` and ``b[i]``: one value per pair.
+
+    Each drawing is reduced to ``n`` points along its ink (:func:`ink_points`);
+    the distance is the mean, over both point sets, of each point's distance
+    to the nearest point of the other.  It compares drawings *as drawn*,
+    whatever model or format made them, so chapter 9 uses it beside the
+    models' own losses (which differ between the full-sequence and the
+    multi-stroke formats).  Same units as the drawings (normalised: the unit
+    circle).
+    """
+    if len(a) != len(b):
+        raise ValueError(f"chamfer: {len(a)} drawings against {len(b)}")
+    if not len(a):
+        raise ValueError("chamfer: no drawings given")
+    pa = torch.as_tensor(np.stack([ink_points(s, n) for s in a]))
+    pb = torch.as_tensor(np.stack([ink_points(s, n) for s in b]))
+    dist = torch.cdist(pa, pb)  # (B, n, n)
+    return (0.5 * (dist.min(2).values.mean(1) + dist.min(1).values.mean(1))).numpy()
+
+
+#: Label of the negatives that :func:`recognition_set` adds to a single-class dataset.
+OTHER = "other"
+
+
+def recognition_set(dataset: str, split: str = "train", root=None) -> list[Sketch]:
+    """The labelled drawings a recognition CNN for ``dataset`` trains (``split="train"``) or is tested on.
+
+    Normally the dataset's own drawings.  A dataset of a single class (the
+    sheep) cannot be scored by classifying it among its own labels, so its
+    drawings are joined by Quick, Draw! doodles of every other category
+    (``quickdraw-raw/<cat>``, the same split), relabelled :data:`OTHER`: the
+    recognizer then answers "is this a sheep?", and the accuracy of
+    reconstructions is the share still recognised as one (chapter 9).
+    """
+    from sketchode.data import load
+    from sketchode.data.datasets import quickdraw_categories
+
+    own = prepare(load(dataset, split, root=root))
+    labels = {s.label for s in own}
+    if len(labels) > 1:
+        return own
+    (label,) = labels
+    others = [dataclasses.replace(s, label=OTHER) for c in quickdraw_categories() if c != label
+              for s in load(f"quickdraw-raw/{c}", split, root=root)]
+    return own + prepare(others)
+
+
+def recognizer_name(dataset: str) -> str:
+    """File stem of the shipped recognizer of ``dataset``: ``recognizer-sheep``,
+    ``recognizer-quickdraw-raw-face-fish-flower``."""
+    return "recognizer-" + dataset.replace("/", "-").replace(",", "-")
+
+
 def recognizer_for(dataset: str, root=None, path=None, train_if_missing: bool = True, epochs: int = 3):
     """The recognition CNN for ``dataset``: from ``path``, the repository's ``data/checkpoints/recognizer-<dataset>.pt``,
     the user cache, or trained and cached (in that order).
@@ -89,10 +167,11 @@ def recognizer_for(dataset: str, root=None, path=None, train_if_missing: bool = 
         return load_recognizer(path)
     from sketchode.train import shipped_checkpoint
 
-    shipped = shipped_checkpoint(f"recognizer-{dataset}")
+    slug = recognizer_name(dataset)
+    shipped = shipped_checkpoint(slug)
     if shipped is not None:
         return load_recognizer(shipped)
-    cached = _cache_dir() / f"{dataset}.pt"
+    cached = _cache_dir() / f"{slug.removeprefix('recognizer-')}.pt"
     if cached.exists():
         return load_recognizer(cached)
     if not train_if_missing or dataset not in EMBEDDED:
@@ -110,8 +189,9 @@ def evaluate_checkpoint(model, dataset: str | None = None, split: str = "test", 
     ``python -m sketchode train`` recorded in the checkpoint).
     ``recognizer`` is a path, a :class:`~sketchode.recognition.RecognitionCNN`
     or ``None`` (use :func:`recognizer_for`).  Returns a JSON-able dict with
-    ``loss`` (and its parts), ``n``, ``accuracy`` (of reconstructions; ``None``
-    without a recognizer) and ``accuracy_data`` (the recognizer on the test
+    ``loss`` (and its parts), ``n``, ``chamfer`` (mean :func:`chamfer` distance
+    of reconstructions to their drawings), ``accuracy`` (of reconstructions;
+    ``None`` without a recognizer) and ``accuracy_data`` (the recognizer on the test
     drawings themselves, the ceiling).  ``classes`` (e.g. ``"ABD"``) keeps
     only drawings with those labels (chapter 13 scores the one-shot letters).
     """
@@ -134,11 +214,12 @@ def evaluate_checkpoint(model, dataset: str | None = None, split: str = "test", 
     if classes:
         res["classes"] = "".join(sorted(set(classes)))
     res.update({f"loss_{k}": v for k, v in parts.items() if k not in ("total", "n")})
+    recon = reconstruct(model, sketches, batch_size=batch_size)
+    res["chamfer"] = float(chamfer(sketches, recon).mean())
     rec = recognizer if isinstance(recognizer, RecognitionCNN) else recognizer_for(dataset, root=root, path=recognizer)
     if rec is None:
         res.update(accuracy=None, accuracy_data=None, recognizer=None)
         return res
-    recon = reconstruct(model, sketches, batch_size=batch_size)
     labels = [s.label for s in sketches]
     res["accuracy"] = accuracy(rec, recon, labels)
     res["accuracy_data"] = accuracy(rec, sketches, labels)

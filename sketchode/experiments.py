@@ -1,4 +1,4 @@
-"""Grids of short training runs: data efficiency and ablations (paper 5.3, figure 5; chapter 12).
+"""Grids of training runs: reconstruction (5.2, table 1; chapter 9), data efficiency and ablations (5.3; chapter 12).
 
 Section 5.3 claims that SketchODE learns from less data than an RNN-RNN
 model of the same size, and figure 5 (middle) that periodic activations
@@ -18,7 +18,7 @@ The learning-rate schedule is stretched over each run (``period`` = the run's
 length in epochs), so every run anneals once to the floor whatever its data
 fraction.
 
-Command line: ``python -m sketchode experiment data-efficiency|ablation
+Command line: ``python -m sketchode experiment reconstruction|data-efficiency|ablation
 --out FILE``.
 """
 
@@ -32,7 +32,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-__all__ = ["Run", "run_one", "run_grid", "data_efficiency_runs", "ablation_runs", "summarize", "GRIDS",
+__all__ = ["Run", "run_one", "run_grid", "data_efficiency_runs", "ablation_runs", "reconstruction_runs",
+           "RECONSTRUCTION", "RECONSTRUCTION_METRICS", "reconstruction_table", "plot_reconstruction", "summarize", "GRIDS",
            "matched_jitter_sigma", "shipped_results", "load_results", "plot_data_efficiency", "plot_ablation"]
 
 #: Perlin strength of the ablation's augmented variants (chapter 6's choice for unit-scale drawings).
@@ -92,13 +93,17 @@ def matched_jitter_sigma(sketches, sigma: float = PERLIN_SIGMA, n: int = 200, se
 
 
 def run_one(run: Run, root=None, threads: int | None = 1, test_limit: int | None = None, progress: bool = False,
-            checkpoint=None) -> dict:
+            checkpoint=None, recognition: bool = False) -> dict:
     """Train ``run`` from scratch and score it on the test split; returns the JSON-able record.
 
     The record holds the run's fields, ``command`` (the equivalent CLI
     call), ``n_train``, ``train_seconds``, ``seconds_per_step``, the mean
     training loss of the last epoch and the test loss parts (``test``, over
-    all test drawings unless ``test_limit``).
+    all test drawings unless ``test_limit``).  With ``recognition`` it also
+    holds ``recognition``: :func:`sketchode.evaluation.evaluate_checkpoint`'s
+    chamfer distance and recognition accuracy of the reconstructions
+    (chapter 9), exactly what ``python -m sketchode evaluate`` prints for the
+    run's checkpoint.
     """
     from sketchode.configs import get_config
     from sketchode.data import load, subset
@@ -121,6 +126,11 @@ def run_one(run: Run, root=None, threads: int | None = 1, test_limit: int | None
     res = evaluate(model, test)
     import torch
 
+    extra = {}
+    if recognition:
+        from sketchode.evaluation import evaluate_checkpoint
+
+        extra["recognition"] = evaluate_checkpoint(model, cfg.dataset, root=root, limit=test_limit)
     return {
         **asdict(run),
         "command": run.command(threads or 1),
@@ -132,6 +142,7 @@ def run_one(run: Run, root=None, threads: int | None = 1, test_limit: int | None
         "test": {k: (float(v) if k != "n" else int(v)) for k, v in res.items()},
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
+        **extra,
     }
 
 
@@ -156,7 +167,8 @@ def _settings(rec: dict) -> dict:
     return {k: rec.get(k) for k in Run.__dataclass_fields__ if k not in ("name", "tags")}
 
 
-def run_grid(runs, out, root=None, threads: int | None = 1, meta: dict | None = None, log=print, reuse=()) -> dict:
+def run_grid(runs, out, root=None, threads: int | None = 1, meta: dict | None = None, log=print, reuse=(),
+             recognition: bool = False, checkpoint_dir=None) -> dict:
     """Run every :class:`Run` not yet in the JSON file ``out``, appending each result as it finishes.
 
     Returns the file's content (``{"meta": ..., "runs": [record, ...]}``).
@@ -167,6 +179,8 @@ def run_grid(runs, out, root=None, threads: int | None = 1, meta: dict | None = 
     record there is copied from it (marked ``reused_from``) instead of being
     trained again, e.g. the ablation's ``cos+none`` variant is the
     data-efficiency grid's SketchODE on 100 % of the data.
+    ``recognition`` scores every run as :func:`run_one` does;
+    ``checkpoint_dir`` keeps each run's trained model there as ``<name>.pt``.
     """
     out = Path(out)
     data = _read(out)
@@ -195,7 +209,8 @@ def run_grid(runs, out, root=None, threads: int | None = 1, meta: dict | None = 
             continue
         if log:
             log(f"[{i + 1}/{len(runs)}] {run.name}: {run.command(threads or 1)}")
-        rec = run_one(run, root=root, threads=threads)
+        ckpt = None if checkpoint_dir is None else Path(checkpoint_dir) / f"{run.name}.pt"
+        rec = run_one(run, root=root, threads=threads, recognition=recognition, checkpoint=ckpt)
         if log:
             log(f"    test loss {rec['test']['total']:.5f} in {rec['train_seconds']:.0f} s")
         data["runs"].append(rec)
@@ -234,7 +249,37 @@ def ablation_runs(seeds=(0, 1, 2), steps: int = 600, jitter_sigma: float | None 
             for v, model, sig, kind in variants for s in seeds]
 
 
-GRIDS = {"data-efficiency": data_efficiency_runs, "ablation": ablation_runs}
+#: Chapter 9's pairs (SketchODE config, LSTM config) and default steps per run.  The
+#: steps give both models about the same wall time on one CPU thread of this
+#: project's 2-core machine with two runs in parallel (measured seconds per
+#: step: digits/Omniglot 0.24 vs 0.06, sheep 2.45 vs 0.46 at batch 64).
+RECONSTRUCTION = {
+    "digits": ("digits", "digits-rnn", 1000, 4000),
+    "omniglot": ("omniglot", "omniglot-rnn", 1000, 4000),
+    "sheep": ("sheep", "sheep-rnn", 200, 1000),
+}
+
+
+def reconstruction_runs(datasets=tuple(RECONSTRUCTION), seeds=(0, 1, 2), ode_steps: int | None = None,
+                        rnn_steps: int | None = None) -> list[Run]:
+    """Table 1 of the paper (section 5.2): SketchODE and the LSTM baseline per dataset and seed (chapter 9).
+
+    Score the runs with ``run_grid(..., recognition=True)``.  Step counts
+    default to :data:`RECONSTRUCTION`'s equal-wall-time budgets.
+    """
+    runs = []
+    for ds in datasets:
+        if ds not in RECONSTRUCTION:
+            raise ValueError(f"reconstruction_runs: unknown dataset {ds!r}; choose from {', '.join(RECONSTRUCTION)}")
+        ode, rnn, n_ode, n_rnn = RECONSTRUCTION[ds]
+        for s in seeds:
+            runs.append(Run(f"{ds}-sketchode-s{s}", ode, ode_steps or n_ode, s,
+                            tags={"dataset": ds, "model": "SketchODE"}))
+            runs.append(Run(f"{ds}-rnn-s{s}", rnn, rnn_steps or n_rnn, s, tags={"dataset": ds, "model": "LSTM-LSTM"}))
+    return runs
+
+
+GRIDS = {"data-efficiency": data_efficiency_runs, "ablation": ablation_runs, "reconstruction": reconstruction_runs}
 
 
 def summarize(records, by=("model", "fraction"), value=("test", "total")) -> list[dict]:
@@ -310,5 +355,63 @@ def plot_ablation(records, ax=None, order=None):
         ax.plot([i] * len(vals), vals, "k.", alpha=0.6)
     ax.set_xticks(range(len(order)), order, rotation=20)
     ax.set_ylabel("test loss (eq. 5)")
+    ax.grid(alpha=0.3, axis="y")
+    return ax
+
+
+#: Chapter 9's measures of a reconstruction, as paths into a reconstruction-grid record.
+RECONSTRUCTION_METRICS = {"loss": ("recognition", "loss"), "position": ("recognition", "loss_position"),
+                          "chamfer": ("recognition", "chamfer"), "accuracy": ("recognition", "accuracy")}
+
+
+def reconstruction_table(records, metrics=tuple(RECONSTRUCTION_METRICS)) -> dict:
+    """Table 1's layout from reconstruction-grid records: ``{(dataset, model): {metric: summary}}``.
+
+    Each summary is :func:`summarize`'s mean, std, min, max and n over seeds.
+    A metric a record does not hold (``position``: the multi-stroke loss has
+    ``points`` instead) is left out for that row.
+    """
+    out: dict = {}
+    for m in metrics:
+        path = RECONSTRUCTION_METRICS[m]
+        have = [r for r in records if _get(r, path) is not None]
+        for row in summarize(have, by=("dataset", "model"), value=path):
+            out.setdefault((row["dataset"], row["model"]), {})[m] = row
+    return out
+
+
+def _get(rec: dict, path):
+    for k in path:
+        if not isinstance(rec, dict) or k not in rec:
+            return None
+        rec = rec[k]
+    return rec
+
+
+def plot_reconstruction(records, metric: str = "chamfer", ax=None, datasets=None,
+                        models=("SketchODE", "LSTM-LSTM")):
+    """Chapter 9: one metric per dataset for both models, mean and spread over seeds, every seed as a dot."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.2, 3.2))
+    table = reconstruction_table(records, (metric,))
+    datasets = list(datasets or dict.fromkeys(ds for ds, _ in table))
+    width = 0.8 / len(models)
+    for j, m in enumerate(models):
+        xs, means, sds = [], [], []
+        for i, ds in enumerate(datasets):
+            row = table.get((ds, m), {}).get(metric)
+            if row is None:
+                continue
+            x = i + (j - (len(models) - 1) / 2) * width
+            xs.append(x), means.append(row["mean"]), sds.append(row["std"])
+            vals = [_get(r, RECONSTRUCTION_METRICS[metric]) for r in records
+                    if r.get("tags", {}).get("dataset") == ds and r.get("tags", {}).get("model") == m]
+            ax.plot([x] * len(vals), vals, "k.", alpha=0.6)
+        ax.bar(xs, means, width=width * 0.95, yerr=sds, capsize=3, alpha=0.7, label=m)
+    ax.set_xticks(range(len(datasets)), datasets)
+    ax.set_ylabel(metric)
+    ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y")
     return ax

@@ -11,7 +11,8 @@ name                        what (file under the data root)                     
 ``digits``, ``letters``     synthetic glyphs, :mod:`sketchode.data.synthetic`      train/test/all
                             (1000 per class, seed 0)
 ``quickdraw-raw/<cat>``     Quick, Draw! raw ndjson with timing                    train/test/all
-                            (``quickdraw-raw/<cat>.ndjson``, a small public sample)
+                            (``quickdraw-raw/<cat>.ndjson``, a small public sample);
+                            ``quickdraw-raw/face,fish,flower`` joins categories
 ``quickdraw/<cat>``         official sketch-rnn npz (``quickdraw/<cat>.npz``)      train/valid/test/all
 ``sheep``                   Aaron Koblin's sheep (``sketchrnn/aaron_sheep.npz``)   train/valid/test/all
 ``omniglot``                sketch-rnn Omniglot (``sketchrnn/omniglot.npz``)       train/valid/test/all
@@ -351,6 +352,17 @@ def _unknown_category(cat: str, relpath: str, base: Path) -> FileNotFoundError:
     return FileNotFoundError(f"{base / relpath} not found and {cat!r} is not a Quick, Draw! category.{hint}")
 
 
+def _joined(cat: str, name: str) -> list[str]:
+    """The categories of ``quickdraw-raw/a,b,c`` (one or more, no repeats)."""
+    if "," not in cat:
+        return [cat]  # one category: _check_category judges it
+    cats = cat.split(",")
+    if any(not c for c in cats) or len(set(cats)) != len(cats):
+        raise ValueError(f"load: {name!r} must name distinct categories separated by commas, e.g. "
+                         f"'quickdraw-raw/face,fish,flower'")
+    return cats
+
+
 def files_for(name: str) -> list[str]:
     """Relative paths (under the data root) of the files a dataset reads; [] for synthetic ones."""
     if name in ("digits", "letters"):
@@ -367,8 +379,10 @@ def files_for(name: str) -> list[str]:
         return ["vectormnist"]
     prefix, _, cat = name.partition("/")
     if prefix == "quickdraw-raw":
-        _check_category(cat, name, prefix)
-        return [f"quickdraw-raw/{cat}.ndjson"]
+        cats = _joined(cat, name)
+        for c in cats:
+            _check_category(c, name, prefix)
+        return [f"quickdraw-raw/{c}.ndjson" for c in cats]
     if prefix == "quickdraw":
         _check_category(cat, name, prefix)
         return [f"quickdraw/{cat}.npz"]
@@ -415,6 +429,9 @@ def load(name: str, split: str = "train", root=None, errors: str = "raise") -> l
             out.extend(_read("npz", (str(path.resolve()),), _stamp(path), part, errors, name, label))
         return out
 
+    if prefix == "quickdraw-raw" and len(rels) > 1:
+        # several categories (chapter 14's face, fish and flower): each read and split on its own
+        return [s for c in _joined(cat, name) for s in load(f"quickdraw-raw/{c}", split, root, errors)]
     if prefix == "quickdraw-raw":
         _check_split(name, split, SPLITS)
         if not (base / rels[0]).is_file() and cat not in _categories():
