@@ -98,7 +98,7 @@ def ink_points(sketch: Sketch, n: int = 128) -> np.ndarray:
     return np.column_stack([np.interp(q, arc, p[:, 0]), np.interp(q, arc, p[:, 1])])
 
 
-def chamfer(a: Sequence[Sketch], b: Sequence[Sketch], n: int = 128) -> np.ndarray:
+def chamfer(a: Sequence[Sketch], b: Sequence[Sketch], n: int = 128, chunk: int = 512) -> np.ndarray:
     """Symmetric chamfer distance between drawings ``a[i]`` and ``b[i]``: one value per pair.
 
     Each drawing is reduced to ``n`` points along its ink (:func:`ink_points`);
@@ -107,16 +107,20 @@ def chamfer(a: Sequence[Sketch], b: Sequence[Sketch], n: int = 128) -> np.ndarra
     whatever model or format made them, so chapter 9 uses it beside the
     models' own losses (which differ between the full-sequence and the
     multi-stroke formats).  Same units as the drawings (normalised: the unit
-    circle).
+    circle).  ``chunk`` pairs are compared at a time.
     """
+    a, b = list(a), list(b)
     if len(a) != len(b):
         raise ValueError(f"chamfer: {len(a)} drawings against {len(b)}")
     if not len(a):
         raise ValueError("chamfer: no drawings given")
-    pa = torch.as_tensor(np.stack([ink_points(s, n) for s in a]))
-    pb = torch.as_tensor(np.stack([ink_points(s, n) for s in b]))
-    dist = torch.cdist(pa, pb)  # (B, n, n)
-    return (0.5 * (dist.min(2).values.mean(1) + dist.min(1).values.mean(1))).numpy()
+    out = []
+    for i in range(0, len(a), chunk):  # (chunk, n, n) distances at a time: bounded memory for any test split
+        pa = torch.as_tensor(np.stack([ink_points(s, n) for s in a[i:i + chunk]]))
+        pb = torch.as_tensor(np.stack([ink_points(s, n) for s in b[i:i + chunk]]))
+        dist = torch.cdist(pa, pb)
+        out.append(0.5 * (dist.min(2).values.mean(1) + dist.min(1).values.mean(1)))
+    return torch.cat(out).numpy()
 
 
 #: Label of the negatives that :func:`recognition_set` adds to a single-class dataset.

@@ -161,3 +161,10 @@ def test_recognition_set_adds_other_doodles_to_a_single_class(real_root):
     # a dataset of several classes is left as it is
     doodles = recognition_set("quickdraw-raw/face,fish,flower", "test")
     assert [s.key for s in doodles] == [s.key for s in prepare(load("quickdraw-raw/face,fish,flower", "test"))]
+
+
+def test_chamfer_in_chunks_equals_all_at_once():
+    rng = np.random.default_rng(0)
+    a = [_sk(rng.normal(size=(5, 2)), rng.normal(size=(3, 2))) for _ in range(7)]
+    b = [_sk(rng.normal(size=(4, 2))) for _ in range(7)]
+    np.testing.assert_array_equal(chamfer(a, b, chunk=3), chamfer(a, b, chunk=512))
