@@ -123,14 +123,17 @@ def run_one(run: Run, root=None, threads: int | None = 1, test_limit: int | None
     hist = fit(model, train, steps=run.steps, seed=run.seed, threads=threads, progress=progress,
                checkpoint=checkpoint, meta={"config": run.config, "dataset": cfg.dataset, "run": run.name}, **kw)
     seconds = time.perf_counter() - t0
-    res = evaluate(model, test)
     import torch
 
     extra = {}
-    if recognition:
+    if recognition:  # the test loss is part of what evaluate_checkpoint computes: scored once
         from sketchode.evaluation import evaluate_checkpoint
 
-        extra["recognition"] = evaluate_checkpoint(model, cfg.dataset, root=root, limit=test_limit)
+        extra["recognition"] = rec = evaluate_checkpoint(model, cfg.dataset, root=root, limit=test_limit)
+        res = {**{k.removeprefix("loss_"): v for k, v in rec.items() if k.startswith("loss_")},
+               "total": rec["loss"], "n": rec["n"]}
+    else:
+        res = evaluate(model, test)
     return {
         **asdict(run),
         "command": run.command(threads or 1),
