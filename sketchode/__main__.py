@@ -226,7 +226,7 @@ def _bench(args) -> int:
     from sketchode.bench import bench
 
     res = bench(d=args.d, l=args.l, batch=args.batch, G=args.G, device=args.device, rounds=args.rounds,
-                naive=not args.no_naive, threads=args.threads)
+                naive=not args.no_naive, threads=args.threads, loops=args.loops)
     print(json.dumps(res) if args.json else "\n".join(f"{k:18s} {v}" for k, v in res.items()))
     return 0
 
@@ -366,6 +366,8 @@ def main(argv: list[str] | None = None) -> int:
     pb.add_argument("--threads", type=int, default=None)
     pb.add_argument("--device", default=None)
     pb.add_argument("--no-naive", action="store_true")
+    pb.add_argument("--loops", choices=["auto", "cpp", "python"], default=None,
+                    help="the fused solver's stage loops (default: SKETCHODE_LOOPS, else auto)")
     pb.add_argument("--json", action="store_true")
     pb.set_defaults(func=_bench)
     args = p.parse_args(argv)

@@ -5,7 +5,8 @@ than discrete counterparts" on a GPU.  :func:`bench` measures, in one process
 and on one device, the wall time of a full training step (zero_grad, forward,
 eq. 5 loss, backward, gradient clipping, AdamW step) of
 
-* ``sketchode``: :class:`~sketchode.model.SketchODE` with the fused RK4 solver;
+* ``sketchode``: :class:`~sketchode.model.SketchODE` with the fused RK4 solver
+  (its stage loops in C++ or Python, :func:`sketchode.fused.loops`; reported as ``loops``);
 * ``rnn``: :class:`~sketchode.baselines.RNNAutoencoder` at the same ``d``, ``l``;
 * ``naive``: the same SketchODE solved by ``torchcde.cdeint`` +
   ``torchdiffeq.odeint`` (``solver="reference"``, z in the state as in
@@ -23,7 +24,7 @@ import time
 
 import torch
 
-__all__ = ["bench", "time_step"]
+__all__ = ["bench", "time_step", "step_flops"]
 
 
 def _sync(device: torch.device) -> None:
@@ -46,16 +47,67 @@ def time_step(model, batch, opt, clip: float | None = 0.01) -> float:
     return time.perf_counter() - t0
 
 
+def step_flops(model, batch) -> float:
+    """Floating-point operations of one forward + backward pass of ``model.loss(batch)`` (matrix products only).
+
+    Counted by :class:`torch.utils.flop_counter.FlopCounterMode` (2 per
+    multiply-add), with the fused solver's Python loops (the C++ loops run
+    partly on worker threads the counter does not see).  ``nn.LSTM`` layers
+    run as one oneDNN kernel that the counter does not see either, so they are
+    added from their shapes: ``3 x 2 x 4 H (I + H)`` per step, sample and
+    direction (forward, and backward ~2x forward).  Element-wise work
+    (activations, RK4 updates) is not counted.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from sketchode.fused import loops
+
+    lstm = []
+
+    def hook(mod, args, _out):
+        x = args[0]
+        steps, n = (x.shape[1], x.shape[0]) if mod.batch_first else (x.shape[0], x.shape[1])
+        dirs = 2 if mod.bidirectional else 1
+        H, size = mod.hidden_size, mod.input_size
+        for _layer in range(mod.num_layers):
+            lstm.append(3 * 2 * 4 * H * (size + H) * steps * n * dirs)
+            size = H * dirs
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, torch.nn.LSTM)]
+    try:
+        with loops("python"), FlopCounterMode(display=False) as counter:
+            model.loss(batch).backward()
+    finally:
+        for h in handles:
+            h.remove()
+        model.zero_grad(set_to_none=True)
+    return float(counter.get_total_flops() + sum(lstm))
+
+
 def bench(d: int = 64, l: int = 48, batch: int = 64, G: int = 75, device=None, rounds: int = 7,  # noqa: E741
-          warmup: int = 2, naive: bool = True, threads: int | None = None, seed: int = 0) -> dict:
+          warmup: int = 2, naive: bool = True, threads: int | None = None, seed: int = 0,
+          loops: str | None = None) -> dict:
     """Median seconds per training step of SketchODE, the LSTM baseline and the naive composition.
 
     Returns a JSON-able dict with ``sketchode_s``, ``rnn_s``, ``naive_s``
     (``None`` when ``naive=False``), ``ratio`` (= sketchode / rnn),
-    ``speedup_vs_naive`` (= naive / sketchode), ``device``, ``threads`` and the
+    ``speedup_vs_naive`` (= naive / sketchode), ``sketchode_gflop`` and ``rnn_gflop``
+    (arithmetic of one step, :func:`step_flops`), ``device``, ``threads``, ``loops``
+    (``"cpp"`` or ``"python"``: which stage loops the fused solver ran) and the
     settings.  ``threads`` sets torch's CPU threads for the measurement (default:
-    :func:`sketchode.train.sensible_threads`).
+    :func:`sketchode.train.sensible_threads`); ``loops`` picks the stage loops
+    (default: the current setting, :func:`sketchode.fused.loops`).
     """
+    import contextlib
+
+    from sketchode import fused
+
+    with fused.loops(loops) if loops else contextlib.nullcontext():
+        return _bench(d, l, batch, G, device, rounds, warmup, naive, threads, seed)
+
+
+def _bench(d, l, batch, G, device, rounds, warmup, naive, threads, seed):  # noqa: E741
+    from sketchode import fused
     from sketchode.baselines import RNNAutoencoder
     from sketchode.data.sketch import prepare
     from sketchode.data.synthetic import digits
@@ -82,6 +134,7 @@ def bench(d: int = 64, l: int = 48, batch: int = 64, G: int = 75, device=None, r
         runs[name] = (m, b, opt)
         for _ in range(warmup):
             time_step(m, b, opt)
+    gflop = {name: step_flops(runs[name][0], runs[name][1]) / 1e9 for name in ("sketchode", "rnn")}
     times = {name: [] for name in runs}
     for _ in range(rounds):
         for name, (m, b, opt) in runs.items():
@@ -93,8 +146,11 @@ def bench(d: int = 64, l: int = 48, batch: int = 64, G: int = 75, device=None, r
         "naive_s": round(med["naive"], 5) if naive else None,
         "ratio": round(med["sketchode"] / med["rnn"], 3),
         "speedup_vs_naive": round(med["naive"] / med["sketchode"], 3) if naive else None,
+        "sketchode_gflop": float(f"{gflop['sketchode']:.4g}"),
+        "rnn_gflop": float(f"{gflop['rnn']:.4g}"),
         "device": str(dev) if dev.type != "cuda" else f"cuda ({torch.cuda.get_device_name(dev)})",
         "threads": torch.get_num_threads() if dev.type == "cpu" else None,
+        "loops": "cpp" if fused._ext_for(torch.empty(0, device=dev)) is not None else "python",
         "d": d, "l": l, "batch": batch, "G": G, "rounds": rounds,
         "torch": torch.__version__,
     }

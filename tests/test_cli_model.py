@@ -38,13 +38,38 @@ def test_bench_keys_and_consistency():
     assert r["ratio"] == pytest.approx(r["sketchode_s"] / r["rnn_s"], rel=1e-2)
     assert r["speedup_vs_naive"] == pytest.approx(r["naive_s"] / r["sketchode_s"], rel=1e-2)
     assert r["device"] == "cpu" and r["threads"] == 1
+    assert r["loops"] in ("cpp", "python")
+    assert r["sketchode_gflop"] > r["rnn_gflop"] > 0
 
 
 def test_cli_bench_json(capsys):
     assert main(["bench", "--json", "--d", "8", "--l", "4", "--batch", "4", "--G", "10", "--rounds", "1",
-                 "--threads", "1", "--no-naive"]) == 0
+                 "--threads", "1", "--no-naive", "--loops", "python"]) == 0
     r = json.loads(capsys.readouterr().out)
     assert r["naive_s"] is None and r["speedup_vs_naive"] is None and r["sketchode_s"] > 0
+    assert r["loops"] == "python"
+
+
+def test_step_flops_counts_matmuls_and_lstm_layers():
+    """Linear layers from the counter, LSTM layers from their shapes (oneDNN's kernel is invisible to it)."""
+    from types import SimpleNamespace
+
+    from sketchode.bench import step_flops
+
+    class Toy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(5, 7)
+            self.rnn = torch.nn.LSTM(5, 6, batch_first=True, bidirectional=True)
+
+        def loss(self, b):
+            return self.lin(b.x).sum() + self.rnn(b.x)[0].sum()
+
+    B, T = 3, 11
+    x = torch.randn(B, T, 5)
+    lin = 2 * B * T * 5 * 7 * 2  # forward and the weight gradient (x needs no gradient)
+    lstm = 3 * 2 * 4 * 6 * (5 + 6) * T * B * 2
+    assert step_flops(Toy(), SimpleNamespace(x=x)) == lin + lstm
 
 
 @pytest.fixture(scope="module")

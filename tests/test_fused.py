@@ -3,12 +3,21 @@
 import pytest
 import torch
 
-from sketchode.fused import rk4_mlp
+from sketchode.fused import cpp_extension, loops, rk4_mlp
 
 DT = torch.float64
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: small tensors run best on one thread
+
+
+@pytest.fixture(autouse=True, params=["cpp", "python"])
+def stage_loops(request):
+    """Every test here runs with both implementations of the stage loops (tests/test_fused_cpp.py compares them)."""
+    if request.param == "cpp" and cpp_extension() is None:
+        pytest.skip(f"the C++ loops could not be built here: {cpp_extension.error}")
+    with loops(request.param):
+        yield request.param
 
 
 def _problem(layers=2, controlled=False, B=3, D=4, H=(6, 5), C=3, n=7, seed=0, acts=None):
