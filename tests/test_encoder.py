@@ -259,3 +259,33 @@ def test_bad_inputs_raise_before_solving(no_solve, solver):
         enc(good, t.expand(3, -1))
     with pytest.raises(TypeError):
         enc(good.tolist(), t)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", [(8, 75, 4), (2, 3, 10, 5), (1, 3, 2)])
+def test_dense_spline_coefficients_equal_torchcde(dtype, shape):
+    """natural_cubic_coeffs (one dense solve) = torchcde's loop over the knots, values and path gradients."""
+    from sketchode.encoder import natural_cubic_coeffs
+
+    g = torch.Generator().manual_seed(1)
+    t = torch.cumsum(0.05 + torch.rand(shape[-2], generator=g, dtype=dtype), 0)
+    x = torch.randn(*shape, generator=g, dtype=dtype, requires_grad=True)
+    ours, ref = natural_cubic_coeffs(x, t), torchcde.natural_cubic_coeffs(x, t)
+    assert ours.shape == ref.shape
+    rel = 1e-12 if dtype == torch.float64 else 2e-6
+    assert float((ours - ref).detach().abs().max()) <= rel * float(ref.detach().abs().max())
+    w = torch.randn(ref.shape, generator=g, dtype=dtype)
+    (ga,) = torch.autograd.grad((ours * w).sum(), x)
+    (gb,) = torch.autograd.grad((ref * w).sum(), x)
+    assert float((ga - gb).abs().max()) <= 10 * rel * float(gb.abs().max())
+
+
+def test_dense_spline_leaves_missing_values_to_torchcde():
+    from sketchode.encoder import natural_cubic_coeffs, spline
+
+    t = torch.linspace(0, 1, 6)
+    x = torch.randn(2, 6, 3)
+    x[0, 2, 1] = float("nan")
+    assert torch.equal(natural_cubic_coeffs(x, t), torchcde.natural_cubic_coeffs(x, t))
+    with pytest.raises(ValueError, match="coeffs must be 'torchcde' or 'dense'"):
+        spline(x, t, coeffs="thomas")
