@@ -196,12 +196,13 @@ def _forward_loop(spec, y0, bias1, out_bias, dx, W1, mids, Wlast):
     Dr = [torch.empty(S, B, h, **opts) for h in H] if spec.grad else []
     Y = torch.empty(n + 1, B, D, **opts)
     K = torch.empty(3, n, B, D, **opts) if spec.stages else None
-    O = torch.empty(S, B, dx.shape[-1], H[-1], **opts) if spec.controlled else None  # (scratch if not grad)
+    # the outer products of every stage are kept for the backward; without it one stage's worth is reused
+    O = torch.empty(S if spec.grad else 1, B, dx.shape[-1], H[-1], **opts) if spec.controlled else None
     Xs, Ys = X.unbind(0), Y.unbind(0)
     Zs = [z.unbind(0) for z in Z]
     Ds = [d.unbind(0) for d in Dr] if spec.grad else [[None] * S for _ in H]
     Ks = [k.unbind(0) for k in K] if K is not None else None
-    Os = O.unbind(0) if O is not None else None
+    Os = (O.unbind(0) if spec.grad else O.unbind(0) * S) if O is not None else None
     b1s, obs = bias1.unbind(0), out_bias.unbind(0)
     dxs = dx.unsqueeze(-1).unbind(0) if spec.controlled else None
     W1t = W1.t()
@@ -235,7 +236,7 @@ def _forward_loop(spec, y0, bias1, out_bias, dx, W1, mids, Wlast):
         torch.add(y, torch.sub(k1, k2).add_(k3), alpha=h, out=Xs[s + 3])
         k4 = f(s + 3)
         torch.add(y, torch.add(k2, k3).mul_(3).add_(k1).add_(k4), alpha=h / 8, out=Ys[i + 1])
-    return Y, K, X, Z, Dr, O
+    return Y, K, X, Z, Dr, (O if spec.grad else None)
 
 
 class _FusedRK4(torch.autograd.Function):
@@ -252,7 +253,7 @@ class _FusedRK4(torch.autograd.Function):
             Z, Dr = ZD[:L], ZD[L:]
         else:
             Y, K, X, Z, Dr, O = _forward_loop(spec, y0, bias1, out_bias, dx, W1, mids, Wlast)
-        ctx.spec, ctx.L, ctx.ext = spec, L, ext is not None
+        ctx.spec, ctx.L, ctx.ext = spec, L, ext  # the backward uses the same loops as the forward
         if spec.grad:
             none = torch.empty(0)
             ctx.save_for_backward(X, dx if dx is not None else none, O if O is not None else none, W1, Wlast,
@@ -269,8 +270,8 @@ class _FusedRK4(torch.autograd.Function):
         neg = [a == "cos" for a in spec.acts]
         midW = [W for W, _ in mids]
         dx, O = (dx, O) if spec.controlled else (None, None)
-        if ctx.ext:
-            a, GO, *GA = _ext_for(X).backward(list(spec.hs), neg, gY, gK, dx, W1, midW, Wlast, Dr)
+        if ctx.ext is not None:
+            a, GO, *GA = ctx.ext.backward(list(spec.hs), neg, gY, gK, dx, W1, midW, Wlast, Dr)
         else:
             a, GO, GA = _backward_loop(spec.hs, neg, gY, gK, dx, W1, midW, Wlast, Dr)
         return _weight_grads(ctx, spec, X, dx, O, Wlast, mids, Z, a, GO, GA)

@@ -188,3 +188,31 @@ def test_out_of_range_preactivations_use_torch(one_thread, scale):
     torch.testing.assert_close(got, ref, rtol=2e-5, atol=2e-6, equal_nan=True)
     if scale != scale:  # NaN reaches the sample it was put in, and only that one
         assert torch.isnan(got[-1, 1]).all() and not torch.isnan(got[-1, [0, 2, 3]]).any()
+
+
+@needs_cpp
+def test_backward_uses_the_forwards_loops(one_thread):
+    """Changing the loops between forward and backward must not matter (the backward keeps the forward's)."""
+    p = _problem(controlled=True, B=3, n=4, seed=11)
+    ref = _solve_and_grads(p, "python")
+    with loops("cpp"):
+        Y = rk4_mlp(**p)
+    loss = (Y * torch.linspace(-1, 1, Y.shape[-1], dtype=Y.dtype)).sum() + (Y ** 2).sum()
+    leaves = [p["y0"], p["bias1"], p["out_bias"], p["W1"], p["Wlast"], p["dx"]] + [t for m in p["mids"] for t in m]
+    with loops("python"):
+        grads = torch.autograd.grad(loss, leaves)
+    for x, y in zip(ref, [Y, *grads]):
+        torch.testing.assert_close(y, x, **TOL[torch.float64])
+
+
+def test_inference_keeps_no_outer_products():
+    """Without gradients the Python loops reuse one stage's outer-product buffer and keep nothing for a backward."""
+    from sketchode.fused import FusedSpec, _forward_loop
+
+    p = _problem(controlled=True, B=3, n=4, seed=2)
+    args = (p["y0"], p["bias1"], p["out_bias"], p["dx"], p["W1"], p["mids"], p["Wlast"])
+    with torch.no_grad():
+        Y0, *_, O0 = _forward_loop(FusedSpec(tuple(p["hs"]), tuple(p["acts"]), True, False, False), *args)
+        Y1, *_, O1 = _forward_loop(FusedSpec(tuple(p["hs"]), tuple(p["acts"]), True, False, True), *args)
+    assert O0 is None and O1.shape[0] == 4 * 4
+    assert torch.equal(Y0, Y1)

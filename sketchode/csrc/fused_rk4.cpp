@@ -220,7 +220,7 @@ void forward_impl(const std::vector<double>& hs, const std::vector<bool>& is_cos
     std::vector<Act> act(L);
     for (int64_t j = 0; j < L; ++j) act[j].init(nb, H[j], opts);
     std::vector<T> outer(controlled && !grad ? nb * C * HL : 0);
-    std::vector<T> own(stages ? 0 : 3 * nb * D), k4(nb * D), tmp(nb * D);
+    std::vector<T> own(stages ? 0 : 3 * nb * D), k4(nb * D);
     auto at_stage = [&](T* base, int64_t s, int64_t F) { return base + (s * B + b0) * F; };
 
     auto f = [&](int64_t s, T* out) {  // the field at stage s (input already in X[s]) into out (nb x D)
@@ -312,15 +312,14 @@ void backward_impl(const std::vector<double>& hs, const std::vector<bool>& is_co
     for (int64_t j = 0; j < L; ++j) gz[j].resize(nb * H[j]);
     std::vector<T> gCH(controlled ? nb * C * HL : 0), gu(m);
     T* a = Ap + b0 * D;
-    auto at_stage = [&](T* base, int64_t s, int64_t F) { return base + (s * B + b0) * F; };
-    auto at_stage_c = [&](const T* base, int64_t s, int64_t F) { return base + (s * B + b0) * F; };
+    auto at_stage = [&](auto* base, int64_t s, int64_t F) { return base + (s * B + b0) * F; };
 
     auto fb = [&](int64_t s) {  // gradient wrt the stage input into gu, given GO[s]
       const T* g = at_stage(GOp, s, D);
       T* zL = gz[L - 1].data();
       if (controlled) {
         gemm<T>(true, nb, C * HL, D, g, D, wl, D, T(0), gCH.data(), C * HL);  // (nb, D) @ (C H, D)^T
-        const T* dxs = at_stage_c(dxp, s, C);
+        const T* dxs = at_stage(dxp, s, C);
         for (int64_t r = 0; r < nb; ++r) {
           T* zr = zL + r * HL;
           const T* gr = gCH.data() + r * C * HL;
@@ -336,7 +335,7 @@ void backward_impl(const std::vector<double>& hs, const std::vector<bool>& is_co
       }
       for (int64_t j = L - 1; j >= 0; --j) {
         T* ga = at_stage(GAp[j], s, H[j]);
-        const T* dj = at_stage_c(Dp[j], s, H[j]);
+        const T* dj = at_stage(Dp[j], s, H[j]);
         const T* gzj = gz[j].data();
         const int64_t e_end = nb * H[j];
         if (is_cos[j])
