@@ -4,6 +4,9 @@ Subcommands
 -----------
 ``info``
     the package version, the data root in use and which datasets are present there.
+``fetch NAME [NAME ...]``
+    download the files of named datasets into the data root (with their
+    sha256 checked); the one command a chapter names when it lacks real data.
 ``data NAME [--split S] [--svg PATH]``
     load a dataset, print its size, classes and a summary; optionally export
     the first drawing as SVG.
@@ -92,6 +95,19 @@ def _data(args) -> int:
     return 0
 
 
+def _fetch(args) -> int:
+    from sketchode.data.datasets import fetch, files_for
+
+    for name in args.names:
+        rels = files_for(name)
+        if not rels:
+            print(f"{name}: embedded in the package, nothing to fetch")
+        for rel in rels:
+            path = fetch(rel, args.data_root, download=True)
+            print(f"{name}: {path}")
+    return 0
+
+
 def _overrides(items) -> dict:
     """``["activation=tanh", "d=32"]`` -> ``{"activation": "tanh", "d": 32}`` (JSON values, else strings)."""
     out = {}
@@ -106,12 +122,29 @@ def _overrides(items) -> dict:
     return out
 
 
+def _validation(dataset: str, root, size: int):
+    """The held-out drawings scored after each epoch: the dataset's ``valid`` split when it has one, else the
+    first ``size`` test drawings (``None`` when ``size`` is 0 or the dataset has neither)."""
+    from sketchode.data import load
+
+    if not size:
+        return None, None
+    for part in ("valid", "test"):
+        try:
+            return load(dataset, split=part, root=root)[:size], part
+        except ValueError:
+            continue
+    return None, None
+
+
 def _train(args) -> int:
+    import time
     from pathlib import Path
 
     from sketchode.configs import get_config
     from sketchode.data import load
     from sketchode.fused import keep_freed_memory
+    from sketchode.runlog import RunLog
     from sketchode.train import fit, seed_everything
 
     cfg = get_config(args.config)
@@ -119,6 +152,18 @@ def _train(args) -> int:
         raise ValueError("give at most one of --steps and --epochs")
     if args.steps is None and args.epochs is None and args.time_limit is None:
         raise ValueError("give --steps, --epochs or --time-limit")
+    if not 0.0 < args.fraction <= 1.0:
+        raise ValueError(f"--fraction must lie in (0, 1], got {args.fraction}")
+    out = Path(args.out or f"checkpoints/{cfg.name}.pt")
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a directory; give the path of a checkpoint file (e.g. {out / cfg.name}.pt)")
+    resume = bool(args.resume)
+    if resume and not out.exists():
+        print(f"sketchode train: {out} does not exist yet: starting a new run there", file=sys.stderr)
+        resume = False
+    elif out.exists() and not resume:
+        raise ValueError(f"{out} exists (a run already written there); pass --resume to continue it, "
+                         "or --out to write the new run elsewhere (nothing was changed)")
     keep_freed_memory()
     seed_everything(args.seed)
     dataset = args.dataset or cfg.dataset
@@ -127,11 +172,7 @@ def _train(args) -> int:
         from sketchode.data import subset
 
         train = subset(train, args.fraction, seed=args.seed)
-    try:
-        val = load(dataset, split="test", root=args.data_root)[: args.val_size] if args.val_size else None
-    except ValueError:
-        val = None
-    out = Path(args.out or f"checkpoints/{cfg.name}.pt")
+    val, val_split = _validation(dataset, args.data_root, args.val_size)
     model = cfg.build(**_overrides(args.set))
     kw = dict(cfg.train)
     if args.lr is not None:
@@ -148,11 +189,20 @@ def _train(args) -> int:
         kw["period"] = auto_period(args.steps, len(train), kw.get("batch_size", 64))
     elif args.period is not None:
         kw["period"] = float(args.period)
+    step_from = 0
+    if resume:
+        from sketchode.checkpoint import load_checkpoint
+
+        step_from = int((load_checkpoint(out).get("train_state") or {}).get("step", 0))
+    log = RunLog(out, argv=["python", "-m", "sketchode", *args.argv], resume=resume, step_from=step_from,
+                 facts={"config": cfg.name, "dataset": dataset, "validation": val_split})
     hist = fit(model, train, val=val, epochs=args.epochs, steps=args.steps, time_limit=args.time_limit,
-               device=args.device, threads=args.threads, seed=args.seed, checkpoint=out, resume=args.resume,
-               progress=not args.json, meta={"config": cfg.name, "dataset": dataset}, **kw)
+               device=args.device, threads=args.threads, seed=args.seed, checkpoint=out, resume=resume,
+               progress=not args.json, meta={"config": cfg.name, "dataset": dataset}, callback=log.update,
+               patience=args.patience, **kw)
+    log.update(model, hist.last or {})
     res = {"config": cfg.name, "dataset": dataset, "checkpoint": str(out), "stopped": hist.stopped,
-           "last": hist.last, "best_val": hist.best_val}
+           "last": hist.last, "best_val": hist.best_val, "validation": val_split, "log": str(log.path)}
     print(json.dumps(res) if args.json else "\n".join(f"{k:12s} {v}" for k, v in res.items()))
     return 0
 
@@ -284,6 +334,10 @@ def main(argv: list[str] | None = None) -> int:
     pd.add_argument("--svg", default=None, help="write the first drawing as SVG here")
     pd.add_argument("--json", action="store_true")
     pd.set_defaults(func=_data)
+    pfe = sub.add_parser("fetch", help="download the files of datasets into the data root (checked by sha256)")
+    pfe.add_argument("names", nargs="+", metavar="NAME")
+    pfe.add_argument("--data-root", default=None)
+    pfe.set_defaults(func=_fetch)
     pt = sub.add_parser("train", help="train a named configuration (sketchode.configs)")
     pt.add_argument("config")
     g = pt.add_mutually_exclusive_group()
@@ -291,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--epochs", type=int, default=None)
     pt.add_argument("--time-limit", type=float, default=None, help="seconds of training")
     pt.add_argument("--out", default=None, help="checkpoint path (default checkpoints/CONFIG.pt)")
-    pt.add_argument("--resume", action="store_true")
+    pt.add_argument("--resume", action="store_true", help="continue the run at --out (start it when absent)")
     pt.add_argument("--dataset", default=None, help="override the config's dataset")
     pt.add_argument("--device", default=None)
     pt.add_argument("--threads", type=int, default=None)
@@ -306,7 +360,11 @@ def main(argv: list[str] | None = None) -> int:
     pt.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a model constructor argument, e.g. --set activation=tanh (repeatable)")
     pt.add_argument("--period", default=None, help="schedule period in epochs, or 'auto' (the run's length)")
-    pt.add_argument("--val-size", type=int, default=512, help="test drawings scored after each epoch (0: none)")
+    pt.add_argument("--val-size", type=int, default=512,
+                    help="validation drawings scored after each epoch: the dataset's valid split, else its test "
+                         "split (0: none)")
+    pt.add_argument("--patience", type=int, default=None,
+                    help="stop once the validation loss has not improved for this many epochs")
     pt.add_argument("--json", action="store_true")
     pt.set_defaults(func=_train)
     px = sub.add_parser("experiment", help="a grid of runs: reconstruction (5.2), data-efficiency or ablation (5.3)")

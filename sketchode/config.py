@@ -7,6 +7,13 @@
     used (``pooch.os_cache("sketchode")``, e.g. ``~/.cache/sketchode`` on Linux)
     and missing files with a known public URL are downloaded there.
 
+``SKETCHODE_DOWNLOAD``
+    ``0`` turns automatic downloads off: a missing dataset file raises
+    :class:`FileNotFoundError` naming the command that fetches it
+    (``python -m sketchode fetch NAME``) instead of downloading.  The test
+    suite sets it, so running the tests never downloads anything.  Read at
+    every call (:func:`downloads_allowed`).
+
 ``SKETCHODE_FAST``
     The budget switch of the book's chapters.  ``1`` (set by the test suite,
     hence by CI and nbval): every chapter trains and measures with a small
@@ -22,9 +29,15 @@ from pathlib import Path
 
 DATA_ENV = "SKETCHODE_DATA"
 FAST_ENV = "SKETCHODE_FAST"
+DOWNLOAD_ENV = "SKETCHODE_DOWNLOAD"
 
 #: True when ``SKETCHODE_FAST`` is set to anything but ``""``, ``"0"``, ``"false"``, ``"no"`` (read once).
 FAST: bool = os.environ.get(FAST_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def downloads_allowed() -> bool:
+    """False when ``SKETCHODE_DOWNLOAD`` is ``0``, ``false`` or ``no`` (read now, not at import)."""
+    return os.environ.get(DOWNLOAD_ENV, "1").strip().lower() not in ("0", "false", "no")
 
 
 def budget(fast, full):

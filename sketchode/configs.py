@@ -6,6 +6,8 @@ name               model                      d     l     format      G    datas
 ``digits``         SketchODE                  64    48    full-seq.   75   ``digits``
 ``vectormnist``    SketchODE                  64    48    full-seq.   75   ``vectormnist``
 ``digits-rnn``     RNNAutoencoder (baseline)  64    48    full-seq.   75   ``digits``
+``pendigits``      SketchODE                  64    48    full-seq.   75   ``pendigits`` (real digits)
+``pendigits-rnn``  RNNAutoencoder (baseline)  64    48    full-seq.   75   ``pendigits``
 ``omniglot``       SketchODE                  64    48    full-seq.   75   ``omniglot-strokes``
 ``omniglot-rnn``   RNNAutoencoder (baseline)  64    48    full-seq.   75   ``omniglot-strokes``
 ``sheep``          MultiStrokeSketchODE       144   96    multi       30   ``sheep``
@@ -89,6 +91,10 @@ CONFIGS: dict[str, NamedConfig] = {
         NamedConfig("vectormnist", "sketchode.model:SketchODE", dict(_FULL), "vectormnist", dict(_ODE_TRAIN, lr=3e-3), "Full-sequence SketchODE on VectorMNIST (section 5.1)."),
         NamedConfig("digits-rnn", "sketchode.baselines:RNNAutoencoder", dict(d=64, l=48, G=75), "digits",
                     dict(_RNN_TRAIN), "The LSTM-LSTM seq2seq baseline at the same d and l (section 5.2)."),
+        NamedConfig("pendigits", "sketchode.model:SketchODE", dict(_FULL), "pendigits", dict(_ODE_TRAIN, lr=3e-3),
+                    "Full-sequence SketchODE on real handwritten digits (UCI pen-based digits, 44 writers)."),
+        NamedConfig("pendigits-rnn", "sketchode.baselines:RNNAutoencoder", dict(d=64, l=48, G=75), "pendigits",
+                    dict(_RNN_TRAIN), "The LSTM-LSTM baseline on the real digits (chapter 9)."),
         NamedConfig("omniglot", "sketchode.model:SketchODE", dict(_FULL), "omniglot-strokes",
                     dict(_ODE_TRAIN, lr=3e-3), "Full-sequence SketchODE on Omniglot handwriting with pen timing."),
         NamedConfig("omniglot-rnn", "sketchode.baselines:RNNAutoencoder", dict(d=64, l=48, G=75), "omniglot-strokes",

@@ -446,6 +446,7 @@ def fit(
     checkpoint: str | os.PathLike | None = None,
     resume: bool = False,
     checkpoint_every: int | None = None,
+    patience: int | None = None,
     progress: bool = True,
     callback: Callable[[torch.nn.Module, dict], None] | None = None,
     meta: dict | None = None,
@@ -490,6 +491,10 @@ def fit(
         settings that shape the run (batch size, seed, schedule, lr, weight
         decay, clip, augmentation, number of training samples) must be the
         ones of the checkpoint.
+    patience : stop (``stopped == "converged"``) once the validation loss has
+        not improved on its best for this many complete epochs.  Judged from
+        the history alone, so a resumed run stops where an uninterrupted one
+        would; needs ``val``.
     progress : show a tqdm bar with the loss and learning rate.
     callback : ``callback(model, record)`` after every record (end of each
         epoch, and the partial epoch at a ``steps``/``time_limit`` stop).
@@ -534,6 +539,9 @@ def fit(
         raise ValueError(f"{where}: checkpoint_every must be an integer >= 1 (epochs), got {checkpoint_every!r}")
     if resume and checkpoint is None:
         raise ValueError(f"{where}: resume=True needs the checkpoint path to resume from")
+    if patience is not None and (int(patience) != patience or patience < 1 or val is None):
+        raise ValueError(f"{where}: patience must be an integer >= 1 epochs and needs val, got {patience!r}"
+                         f"{' without val' if val is None else ''}")
     ckpt_path = None if checkpoint is None else Path(checkpoint)
     every = int(checkpoint_every or 1)
     batch_size, seed = int(batch_size), int(seed)
@@ -634,6 +642,9 @@ def fit(
             if steps is not None and step >= steps:
                 stopped = "steps"
                 break
+            if patience is not None and batch_in_epoch == 0 and _stalled(history.records, int(patience)):
+                stopped = "converged"
+                break
             t_epoch = time.perf_counter()
             order = epoch_permutation(n_train, seed, epoch).split(batch_size)
             model.train()
@@ -682,6 +693,8 @@ def fit(
                 if epochs is not None and epoch >= epochs:
                     reason = "epochs"
             history.records.append(record)
+            if reason is None and patience is not None and complete and _stalled(history.records, int(patience)):
+                reason = "converged"
             if callback is not None:
                 callback(model, record)
             if reason is not None:
@@ -694,6 +707,15 @@ def fit(
             bar.close()
     history.stopped = stopped
     return history
+
+
+def _stalled(records: list[dict], patience: int) -> bool:
+    """True when the best validation loss of the complete epochs is ``patience`` or more epochs old."""
+    done = [r for r in records if r.get("complete", True) and r.get("val_loss") is not None]
+    if not done:
+        return False
+    best = min(range(len(done)), key=lambda i: done[i]["val_loss"])
+    return done[-1]["epoch"] - done[best]["epoch"] >= patience
 
 
 def shipped_checkpoint(name: str) -> Path | None:

@@ -4,6 +4,8 @@ from pathlib import Path
 # The test suite (and nbval's kernels, which inherit this environment) runs the
 # book under the small budget; set before anything imports sketchode.config.
 os.environ.setdefault("SKETCHODE_FAST", "1")
+# ... and never downloads: a missing dataset skips (tests) or is named in a note (chapters).
+os.environ.setdefault("SKETCHODE_DOWNLOAD", "0")
 
 import numpy as np
 import pytest

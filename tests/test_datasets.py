@@ -159,6 +159,22 @@ def test_unknown_category_suggests(tmp_path, no_network):
 
 
 # ---------------------------------------------------------------- downloads (mocked)
+@pytest.fixture(autouse=True)
+def downloads_on(monkeypatch):
+    """These tests mock pooch; the suite turns real downloads off (conftest), so turn them on here."""
+    monkeypatch.setenv("SKETCHODE_DOWNLOAD", "1")
+
+
+def test_downloads_off_names_the_fetch_command(tmp_path, monkeypatch):
+    monkeypatch.setenv("SKETCHODE_DOWNLOAD", "0")
+    monkeypatch.setattr(pooch, "retrieve", lambda *a, **k: (_ for _ in ()).throw(AssertionError("no download")))
+    with pytest.raises(FileNotFoundError, match=r"downloads are off .*python -m sketchode fetch sheep"):
+        D.load("sheep", root=tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"fetch pendigits$"):
+        D.load("pendigits", "test", root=tmp_path)
+    assert not any(tmp_path.iterdir())  # nothing was created
+
+
 @pytest.fixture
 def fake_retrieve(monkeypatch):
     calls = []

@@ -22,6 +22,12 @@ name                        what (file under the data root)                     
                             or ``didi/diagrams_20200131.ndjson``; no download)      ``split`` field
 ``vectormnist``             the authors' VectorMNIST (folder ``vectormnist/``;      train/test/all
                             no download)
+``pendigits``               UCI pen-based digits, real handwriting of 44 writers   train/valid/test/all
+                            (``pendigits/pendigits.tra`` and ``.tes``, extracted
+                            from the UCI zip); 8 points per digit, untimed
+``pendigits-orig``          the same digits' full UNIPEN trajectories with pen     train/valid/test/all
+                            lifts and 100 ms timing (``pendigits/pendigits-orig.tra``
+                            and ``.tes``, decompressed from the same zip by hand)
 ==========================  =====================================================  ==================
 
 Files are looked up under :func:`sketchode.config.data_root` (argument, else
@@ -55,7 +61,7 @@ import warnings
 from importlib import resources
 from pathlib import Path
 
-from sketchode.config import data_root
+from sketchode.config import data_root, downloads_allowed
 from sketchode.data import formats
 from sketchode.data.sketch import Sketch
 
@@ -75,8 +81,8 @@ __all__ = [
 ]
 
 #: Names accepted by :func:`load` (``<cat>`` is a Quick, Draw! category, see :func:`quickdraw_categories`).
-NAMES = ("digits", "letters", "quickdraw-raw/<category>", "quickdraw/<category>", "sheep", "omniglot",
-         "omniglot-strokes", "didi", "vectormnist")
+NAMES = ("digits", "letters", "pendigits", "pendigits-orig", "quickdraw-raw/<category>", "quickdraw/<category>",
+         "sheep", "omniglot", "omniglot-strokes", "didi", "vectormnist")
 
 QUICKDRAW_RAW_URL = "https://raw.githubusercontent.com/borismus/exupery/master/public/sketches/{}.ndjson"
 QUICKDRAW_NPZ_URL = "https://storage.googleapis.com/quickdraw_dataset/sketchrnn/{}.npz"
@@ -88,6 +94,14 @@ _FIXED_URLS = {
     "omniglot-strokes/strokes_background_small1.zip": _OMNIGLOT + "strokes_background_small1.zip",
     "omniglot-strokes/strokes_background_small2.zip": _OMNIGLOT + "strokes_background_small2.zip",
 }
+PENDIGITS_FILES = ("pendigits/pendigits.tra", "pendigits/pendigits.tes")
+PENDIGITS_ORIG_FILES = ("pendigits/pendigits-orig.tra", "pendigits/pendigits-orig.tes")
+#: The UCI zip, saved beside the files extracted from it.
+PENDIGITS_ZIP = "pendigits/pen+based+recognition+of+handwritten+digits.zip"
+#: Files that are members of a downloadable archive: relpath -> (archive relpath, archive URL, member name).
+_ARCHIVE_MEMBERS = {rel: (PENDIGITS_ZIP, formats.PENDIGITS_ZIP_URL, rel.split("/")[-1]) for rel in PENDIGITS_FILES}
+#: Share of the official pen-digits training file held out for validation (by key hash).
+PENDIGITS_VALID = 0.1
 DIDI_FILES = ("didi/diagrams_wo_text_20200131.ndjson", "didi/diagrams_20200131.ndjson")
 OMNIGLOT_STROKES_FILES = ("omniglot-strokes/strokes_background_small1.zip",
                           "omniglot-strokes/strokes_background_small2.zip")
@@ -129,6 +143,8 @@ def url_for(relpath: str) -> str | None:
     """The public URL a file can be downloaded from, or None when none is known."""
     if relpath in _FIXED_URLS:
         return _FIXED_URLS[relpath]
+    if relpath in _ARCHIVE_MEMBERS:
+        return _ARCHIVE_MEMBERS[relpath][1]
     head, _, tail = relpath.partition("/")
     if head == "quickdraw-raw" and tail.endswith(".ndjson") and relpath in _sha256_table():
         return QUICKDRAW_RAW_URL.format(urllib.parse.quote(tail[: -len(".ndjson")]))
@@ -145,17 +161,21 @@ def _where_to_get(relpath: str) -> str:
     if relpath.startswith("vectormnist"):
         return (f"VectorMNIST is distributed by the SketchODE authors from {formats.VECTORMNIST_URL} "
                 "('The VectorMNIST dataset'); unpack it there as <digit>/<name>.pkl")
+    if relpath in PENDIGITS_ORIG_FILES:
+        return (f"it is in the UCI archive {formats.PENDIGITS_ZIP_URL} as a compressed file: unzip it, "
+                f"decompress {relpath.split('/')[-1]} (e.g. with `gzip -d` or `uncompress`) and put it there")
     return "no public URL is known for it; put the file there yourself"
 
 
-def fetch(relpath: str, root=None, download: bool = True) -> Path:
+def fetch(relpath: str, root=None, download: bool | None = None) -> Path:
     """Path of a data file, downloading it if it is missing and a URL is known.
 
     ``relpath`` is relative to the data root (``"sketchrnn/aaron_sheep.npz"``,
     ``"quickdraw-raw/face.ndjson"``).  A present file is returned without any
     network access or checksum work.  A missing one is downloaded with
     ``pooch.retrieve`` into the same place (verified against the registry's
-    sha256 when known); without a URL (or with ``download=False``)
+    sha256 when known); without a URL (or with ``download=False``, or when
+    ``download`` is None and ``$SKETCHODE_DOWNLOAD`` is ``0``)
     :class:`FileNotFoundError` names the expected path and where to get it.
     """
     rel = str(relpath).replace(os.sep, "/")
@@ -168,11 +188,60 @@ def fetch(relpath: str, root=None, download: bool = True) -> Path:
     url = url_for(rel)
     if url is None:
         raise FileNotFoundError(f"{path} not found (data root {base}). {_where_to_get(rel)}.")
-    if not download:
+    if download is None and not downloads_allowed():
+        raise FileNotFoundError(f"{path} not found (data root {base}), and downloads are off "
+                                f"(SKETCHODE_DOWNLOAD=0); fetch it with: python -m sketchode fetch {_name_of(rel)}")
+    if not download and download is not None:
         raise FileNotFoundError(f"{path} not found (data root {base}); download it from {url}")
+    if rel in _ARCHIVE_MEMBERS:
+        return _fetch_member(rel, base)
+    return fetch_url(url, path, sha256_for(rel))
+
+
+def _name_of(rel: str) -> str:
+    """The dataset name whose files include ``rel`` (for messages), else ``rel`` itself."""
+    for name in ("pendigits", "pendigits-orig", "sheep", "omniglot", "omniglot-strokes"):
+        if rel in files_for(name):
+            return name
+    head, _, tail = rel.partition("/")
+    if head in ("quickdraw-raw", "quickdraw") and "." in tail:
+        return f"'{head}/{tail.rsplit('.', 1)[0]}'" if " " in tail else f"{head}/{tail.rsplit('.', 1)[0]}"
+    return rel
+
+
+def _fetch_member(rel: str, base: Path) -> Path:
+    """Download the archive that holds ``rel`` (unless present), extract that member, check its sha256."""
+    import zipfile
+
+    archive_rel, url, member = _ARCHIVE_MEMBERS[rel]
+    archive = base / archive_rel
+    if not archive.is_file():
+        print(f"sketchode: downloading {url} into {archive.parent} (to extract {member})")
+        fetch_url(url, archive, None)
+    path = base / rel
+    try:
+        with zipfile.ZipFile(archive) as z:
+            names = [n for n in z.namelist() if n.rsplit("/", 1)[-1] == member]
+            if not names:
+                raise FileNotFoundError(f"{archive} holds no member {member!r}; delete the archive and try again")
+            data = z.read(names[0])
+    except zipfile.BadZipFile as e:
+        raise ValueError(f"{archive} is not a valid zip archive ({e}); delete it and try again") from None
+    digest = sha256_for(rel)
+    got = hashlib.sha256(data).hexdigest()
+    if digest is not None and got != digest:
+        raise ValueError(f"{member} extracted from {archive} has sha256 {got}, expected {digest}: the archive is not "
+                         "the one this package knows; delete it and try again")
+    tmp = path.with_name(f".{path.name}.part")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return path
+
+
+def fetch_url(url: str, path: Path, digest: str | None) -> Path:
+    """Download ``url`` to ``path`` with pooch (checked against ``digest`` when given)."""
     import pooch
 
-    digest = sha256_for(rel)
     made = [d for d in (path.parent, *path.parent.parents) if not d.exists()]
     try:
         got = pooch.retrieve(url, known_hash=f"sha256:{digest}" if digest else None, path=path.parent,
@@ -294,6 +363,9 @@ def _read(kind: str, paths: tuple[str, ...], stamps: tuple, part: str, errors: s
         return tuple(formats.read_vectormnist(paths[0], errors=errors, source=source))
     if kind == "omniglot-strokes":
         return _omniglot_strokes(paths, errors, source)
+    if kind in ("pendigits", "pendigits-orig"):
+        reader = formats.read_pendigits if kind == "pendigits" else formats.read_unipen_digits
+        return tuple(reader(paths[0], errors=errors, source=source, split=part))
     raise AssertionError(kind)  # pragma: no cover
 
 
@@ -334,6 +406,7 @@ def clear_cache() -> None:
     _read.cache_clear()
     _synthetic.cache_clear()
     _split_cached.cache_clear()
+    _pendigits_part.cache_clear()
 
 
 @functools.lru_cache(maxsize=64)
@@ -377,6 +450,10 @@ def files_for(name: str) -> list[str]:
         return list(DIDI_FILES)
     if name == "vectormnist":
         return ["vectormnist"]
+    if name == "pendigits":
+        return list(PENDIGITS_FILES)
+    if name == "pendigits-orig":
+        return list(PENDIGITS_ORIG_FILES)
     prefix, _, cat = name.partition("/")
     if prefix == "quickdraw-raw":
         cats = _joined(cat, name)
@@ -395,12 +472,13 @@ def load(name: str, split: str = "train", root=None, errors: str = "raise") -> l
     Parameters
     ----------
     name
-        ``"digits"``, ``"letters"``, ``"quickdraw-raw/<category>"``,
+        ``"digits"``, ``"letters"``, ``"pendigits"``, ``"pendigits-orig"``, ``"quickdraw-raw/<category>"``,
         ``"quickdraw/<category>"``, ``"sheep"``, ``"omniglot"``,
         ``"omniglot-strokes"``, ``"didi"`` or ``"vectormnist"``.
     split
-        ``"train"``, ``"test"`` or ``"all"``; ``"valid"`` too for the npz sets and
-        DiDi (their own splits).  Hash-split sets: :func:`split_of`, 80/20.
+        ``"train"``, ``"test"`` or ``"all"``; ``"valid"`` too for the npz sets,
+        DiDi (their own splits) and the pen-based digits (10 % of the official
+        training file, by key hash).  Hash-split sets: :func:`split_of`, 80/20.
     root
         Data root (default: ``$SKETCHODE_DATA``, else the user cache).
     errors
@@ -447,6 +525,20 @@ def load(name: str, split: str = "train", root=None, errors: str = "raise") -> l
                       tuple(_stamp(p) for p in paths), "all", errors, name, None)
         return list(_split_cached(items, split))
 
+    if name in ("pendigits", "pendigits-orig"):
+        _check_split(name, split, NPZ_SPLITS)
+        tra, tes = rels
+        out = []
+        if split in ("train", "valid", "all"):
+            path = fetch(tra, base)
+            items = _read(name, (str(path.resolve()),), _stamp(path), "train", errors, name, None)
+            for part in (("train", "valid") if split == "all" else (split,)):
+                out.extend(_pendigits_part(items, part))
+        if split in ("test", "all"):
+            path = fetch(tes, base)
+            out.extend(_read(name, (str(path.resolve()),), _stamp(path), "test", errors, name, None))
+        return out
+
     if name == "didi":
         found = [base / r for r in rels if (base / r).is_file()]
         if not found:
@@ -474,6 +566,18 @@ def load(name: str, split: str = "train", root=None, errors: str = "raise") -> l
     raise AssertionError(name)  # pragma: no cover - files_for rejects unknown names
 
 
+@functools.lru_cache(maxsize=8)
+def _pendigits_part(items: tuple[Sketch, ...], part: str) -> tuple[Sketch, ...]:
+    """The official training file split into train and valid (``PENDIGITS_VALID`` of it, by key hash).
+
+    The 16-attribute files do not record the writer of each line, so the
+    validation drawings share writers with the training ones; the test file
+    (14 other writers) stays untouched.
+    """
+    valid = [split_of(s.key, 1.0 - PENDIGITS_VALID) == "test" for s in items]
+    return tuple(s for s, v in zip(items, valid) if v == (part == "valid"))
+
+
 def _check_split(name: str, which: str, allowed: tuple[str, ...]) -> None:
     if which not in allowed:
         raise ValueError(f"load({name!r}): split must be one of {allowed}, got {which!r}")
@@ -495,7 +599,7 @@ def available(root=None, local: bool = False) -> list[str]:
         names += ["digits", "letters"]
     except ImportError:
         pass
-    fixed = ["sheep", "omniglot", "omniglot-strokes", "didi", "vectormnist"]
+    fixed = ["pendigits", "pendigits-orig", "sheep", "omniglot", "omniglot-strokes", "didi", "vectormnist"]
     cats = list(_categories())
     for n in fixed:
         rels = files_for(n)

@@ -69,6 +69,9 @@ __all__ = [
     "read_omniglot_strokes_zip",
     "read_didi_ndjson",
     "read_vectormnist",
+    "read_pendigits",
+    "read_unipen_digits",
+    "PENDIGITS_ZIP_URL",
     "VECTORMNIST_URL",
     "DIDI_URLS",
 ]
@@ -594,5 +597,207 @@ def read_vectormnist(folder, errors: str = "raise", source: str = "vectormnist",
             out.append(_make_sketch(strokes, label, False, f"{source}:{rel}", {"file": rel}))
         except _Bad as e:
             problems.bad(rel, str(e))
+    problems.finish()
+    return out
+
+
+# ---------------------------------------------------------------- UCI pen-based digits
+#: The UCI archive that holds the pen-based digits (Alpaydin & Alimoglu 1998), CC BY 4.0.
+PENDIGITS_ZIP_URL = "https://archive.ics.uci.edu/static/public/81/pen+based+recognition+of+handwritten+digits.zip"
+
+
+def _text_lines(path_or_lines):
+    """``(name for messages, iterable of str lines)``; bytes are decoded as UTF-8 (a
+    line that is not UTF-8 comes as ``None``, to be reported with its number)."""
+    where, lines = _ndjson_lines(path_or_lines)
+
+    def decode():
+        for line in lines:
+            if isinstance(line, bytes):
+                try:
+                    line = line.decode("utf-8")
+                except UnicodeDecodeError:
+                    line = None
+            yield line
+
+    return where, decode()
+
+
+def _pendigits_row(fields: list[str]) -> np.ndarray:
+    if len(fields) != 17:
+        raise _Bad(f"expected 17 comma-separated integers (x1,y1,...,x8,y8,class), got {len(fields)}")
+    try:
+        v = np.array([int(f) for f in fields], dtype=np.int64)
+    except ValueError:
+        bad = next(f for f in fields if not f.strip().lstrip("-").isdigit())
+        raise _Bad(f"not an integer: {bad.strip()[:20]!r}") from None
+    if not (0 <= v[-1] <= 9):
+        raise _Bad(f"class must be a digit 0-9, got {v[-1]}")
+    return v
+
+
+def _part_of(path_or_lines) -> str:
+    """The split named by a file's suffix (``pendigits.tra`` -> ``"tra"``), else ``"lines"``."""
+    if isinstance(path_or_lines, (str, os.PathLike)):
+        return Path(path_or_lines).suffix.lstrip(".") or Path(path_or_lines).stem
+    return "lines"
+
+
+def read_pendigits(path_or_lines, errors: str = "raise", source: str = "pendigits",
+                   split: str | None = None) -> list[Sketch]:
+    """Read a UCI pen-based digits file (``pendigits.tra`` / ``pendigits.tes``; chapter 1).
+
+    Alpaydin & Alimoglu (1998) recorded 44 writers on a pressure-sensitive
+    tablet; each line is one digit: ``x1,y1,...,x8,y8,class``, integers in
+    ``0..100`` with **y pointing up**.  Each digit's real pen trajectory (all
+    its strokes joined) was resampled to **8 points equally spaced in arc
+    length**, so the files keep the order in which the pen moved but lose the
+    pen lifts and the timing.  They are read as one stroke per digit,
+    ``timed=False`` (``t = 0``; :meth:`Sketch.retime` gives arc-length time,
+    which for these points is uniform).  ``label`` is the class as a string,
+    ``key`` ``f"{source}:{split}:{line}"`` (1-based line; ``split`` defaults
+    to the file's stem), ``meta`` ``{"line": n}``.  Errors name the file and
+    the line; the good lines around a bad one are kept under ``errors="skip"``.
+    A UTF-8 byte-order mark is ignored.
+    """
+    where, lines = _text_lines(path_or_lines)
+    part = split or _part_of(path_or_lines)
+    problems = _Problems(where, errors)
+    rows, line_nos = [], []
+    for n, line in enumerate(lines, start=1):
+        if line is None:
+            problems.bad(f"line {n}", "not UTF-8 text")
+            continue
+        if n == 1 and line.startswith("\ufeff"):
+            line = line[1:]
+        if not line.strip():
+            continue
+        try:
+            rows.append(_pendigits_row(line.split(",")))
+            line_nos.append(n)
+        except _Bad as e:
+            problems.bad(f"line {n}", str(e))
+    out = []
+    if rows:
+        A = np.stack(rows)
+        pts = np.zeros((len(A), 8, 3))
+        pts[:, :, 0] = A[:, 0:16:2]
+        pts[:, :, 1] = A[:, 1:16:2]
+        for n, p, c in zip(line_nos, pts, A[:, -1]):
+            out.append(Sketch((p,), label=str(int(c)), timed=False, key=f"{source}:{part}:{n}", meta={"line": n}))
+    problems.finish()
+    return out
+
+
+def _unipen_points(line: str) -> tuple[float, float]:
+    parts = line.split()
+    if len(parts) < 2:
+        raise _Bad(f"expected a point 'x y', got {line.strip()[:40]!r}")
+    try:
+        x, y = float(parts[0]), float(parts[1])
+    except ValueError:
+        raise _Bad(f"expected a point 'x y', got {line.strip()[:40]!r}") from None
+    if not (np.isfinite(x) and np.isfinite(y)):
+        raise _Bad(f"non-finite point {line.strip()[:40]!r}")
+    return x, y
+
+
+def read_unipen_digits(path_or_lines, errors: str = "raise", source: str = "pendigits-orig",
+                       split: str | None = None, dt_ms: float = 100.0) -> list[Sketch]:
+    """Read the UNIPEN files of the pen-based digits (``pendigits-orig.tra`` / ``.tes``).
+
+    The same UCI archive as :func:`read_pendigits` holds the full
+    trajectories in the UNIPEN text format (Guyon et al. 1994)::
+
+        .SEGMENT DIGIT 0-1 ? "4"      a new digit, its strokes and its label
+        .COMMENT 4 12 224             class, writer, drawing id
+        .PEN_DOWN                     a stroke begins
+          267 333                     one point a line, sampled every 100 ms
+        .PEN_UP
+        .DT 100                       pause between strokes (ms)
+
+    Every other directive (``.INCLUDE``, ``.LEXICON``, ``.HIERARCHY``, ...)
+    is ignored.  Points are y-up (the tablet's convention; no flip).  Time is
+    real: ``dt_ms`` between successive points of a stroke, plus each ``.DT``
+    pause (``dt_ms`` when none is given) between strokes; ``timed=True``, in
+    seconds.  ``label`` is the quoted label; ``meta`` holds ``writer`` (from
+    the ``.COMMENT``, else None) and ``line`` (of the ``.SEGMENT``).  A digit
+    with no points, a point outside a ``.PEN_DOWN`` block or a bad number is
+    malformed: the error names the file and the line.
+    """
+    where, lines = _text_lines(path_or_lines)
+    part = split or _part_of(path_or_lines)
+    problems = _Problems(where, errors)
+    out: list[Sketch] = []
+    cur = None  # dict of the digit being read
+
+    def close():
+        if cur is None or cur.get("bad"):
+            return
+        strokes = [np.asarray(s, dtype=np.float64) for s in cur["strokes"] if s]
+        if not strokes:
+            problems.bad(f"line {cur['line']}", "digit with no points")
+            return
+        t0, timed = 0.0, []
+        for s, pause in zip(strokes, cur["pauses"]):
+            t = t0 + pause + dt_ms * np.arange(len(s))
+            timed.append(np.column_stack([s, t / 1000.0]))
+            t0 = t[-1]
+        timed[0][:, 2] -= timed[0][0, 2]
+        try:
+            out.append(_make_sketch(timed, cur["label"], True, f"{source}:{part}:{cur['line']}",
+                                    {"line": cur["line"], "writer": cur["writer"]}))
+        except _Bad as e:
+            problems.bad(f"line {cur['line']}", str(e))
+
+    stroke = None
+    pause = None
+    for n, raw in enumerate(lines, start=1):
+        if raw is None:
+            problems.bad(f"line {n}", "not UTF-8 text")
+            if cur is not None:
+                cur["bad"] = True
+            continue
+        s = (raw.lstrip("\ufeff") if n == 1 else raw).strip()
+        if not s:
+            continue
+        try:
+            if s.startswith(".SEGMENT"):
+                close()
+                q = s.split('"')
+                label = q[1] if len(q) >= 3 else None
+                cur = {"line": n, "label": label, "writer": None, "strokes": [], "pauses": [], "bad": False}
+                stroke, pause = None, None
+            elif s.startswith(".COMMENT") and cur is not None and cur["writer"] is None:
+                f = s.split()[1:]
+                cur["writer"] = int(f[1]) if len(f) >= 2 and f[1].isdigit() else None
+            elif s.startswith(".PEN_DOWN"):
+                if cur is None:
+                    raise _Bad(".PEN_DOWN before any .SEGMENT")
+                stroke = []
+                cur["strokes"].append(stroke)
+                cur["pauses"].append(0.0 if len(cur["strokes"]) == 1 else (dt_ms if pause is None else pause))
+                pause = None
+            elif s.startswith(".PEN_UP"):
+                stroke = None
+            elif s.startswith(".DT"):
+                f = s.split()
+                try:
+                    pause = float(f[1])
+                except (IndexError, ValueError):
+                    raise _Bad(f"bad .DT line {s[:40]!r}") from None
+            elif s.startswith("."):
+                continue
+            else:
+                if stroke is None:
+                    if cur is None:
+                        raise _Bad(f"a point before any .SEGMENT: {s[:40]!r}")
+                    raise _Bad(f"a point outside .PEN_DOWN ... .PEN_UP: {s[:40]!r}")
+                stroke.append(_unipen_points(s))
+        except _Bad as e:
+            problems.bad(f"line {n}", str(e))
+            if cur is not None:
+                cur["bad"] = True
+    close()
     problems.finish()
     return out
