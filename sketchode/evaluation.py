@@ -30,7 +30,11 @@ import torch
 from sketchode.data.sketch import Sketch, prepare, uniform_grid
 
 __all__ = ["reconstruct", "reconstruct_full", "recognizer_for", "recognition_set", "recognizer_name", "ink_points",
-           "chamfer", "evaluate_checkpoint", "EMBEDDED", "OTHER"]
+           "chamfer", "chamfer_matrix", "chamfer_random", "retrieval_top1", "evaluate_checkpoint", "EMBEDDED",
+           "OTHER", "GALLERY"]
+
+#: Size of the fixed sample of test drawings that :func:`retrieval_top1` retrieves from.
+GALLERY = 100
 
 #: Datasets whose recognizer can be trained on demand (embedded, no download).
 EMBEDDED = ("digits", "letters")
@@ -123,6 +127,73 @@ def chamfer(a: Sequence[Sketch], b: Sequence[Sketch], n: int = 128, chunk: int =
     return torch.cat(out).numpy()
 
 
+def _ink(sketches: Sequence[Sketch], n: int) -> torch.Tensor:
+    return torch.as_tensor(np.stack([ink_points(s, n) for s in sketches]))
+
+
+def chamfer_matrix(a: Sequence[Sketch], b: Sequence[Sketch], n: int = 128, chunk: int = 64) -> np.ndarray:
+    """Chamfer distances (:func:`chamfer`) of every ``a[i]`` to every ``b[j]``: an ``(len(a), len(b))`` array.
+
+    ``chunk`` rows of ``a`` at a time (``chunk * len(b) * n * n`` distances in memory).
+    """
+    a, b = list(a), list(b)
+    if not len(a) or not len(b):
+        raise ValueError(f"chamfer_matrix: no drawings given ({len(a)} against {len(b)})")
+    pb = _ink(b, n).to(torch.float32).reshape(-1, 2)  # all of b's points: (B * n, 2)
+    rows = []
+    for i in range(0, len(a), chunk):
+        pa = _ink(a[i:i + chunk], n).to(torch.float32)
+        d = torch.cdist(pa.reshape(-1, 2), pb).view(len(pa), n, len(b), n)  # (A, n, B, n)
+        c = 0.5 * (d.min(3).values.mean(1) + d.min(1).values.mean(2))
+        rows.append(c)
+    return torch.cat(rows).double().numpy()
+
+
+def chamfer_random(sketches: Sequence[Sketch], n: int = 128, seed: int = 0) -> float:
+    """Mean chamfer distance between each drawing and a random *other* drawing of the same set.
+
+    The scale every chamfer figure is read against (chapter 9): a
+    reconstruction is only informative when it is much closer to its own
+    drawing than this.  The partner of drawing ``i`` is ``perm[(k + 1) % N]``
+    where ``i = perm[k]`` for a permutation seeded by ``seed``: every drawing
+    is paired once, never with itself.
+    """
+    s = list(sketches)
+    if len(s) < 2:
+        raise ValueError(f"chamfer_random: needs at least 2 drawings, got {len(s)}")
+    perm = np.random.default_rng(seed).permutation(len(s))
+    partner = np.empty(len(s), dtype=np.int64)
+    partner[perm] = np.roll(perm, -1)
+    return float(chamfer(s, [s[j] for j in partner], n=n).mean())
+
+
+def retrieval_top1(originals: Sequence[Sketch], recons: Sequence[Sketch], gallery: int = GALLERY,
+                   n: int = 64, seed: int = 0) -> float:
+    """Share of drawings whose reconstruction is nearer (chamfer) to its own original than to every other
+    drawing of a fixed sample of ``gallery`` originals (chapter 9).
+
+    The sample is drawn once (seeded by ``seed``) from ``originals``; drawing
+    ``i`` succeeds when ``chamfer(recon_i, original_i)`` is smaller than
+    ``chamfer(recon_i, original_j)`` for every ``j`` of the sample other than
+    ``i``.  A model that returns one fixed drawing whatever the input scores
+    about ``1 / (gallery + 1)``, a perfect one ``1``: unlike a recognizer's
+    accuracy, no template can pass it, and it needs no labels (the sheep).
+    Drawings are compared on ``n`` ink points each (64: ranking needs less
+    detail than :func:`chamfer`'s figures, and the cost grows as ``n**2``).
+    """
+    o, r = list(originals), list(recons)
+    if len(o) != len(r):
+        raise ValueError(f"retrieval_top1: {len(o)} originals against {len(r)} reconstructions")
+    if len(o) < 2:
+        raise ValueError(f"retrieval_top1: needs at least 2 drawings, got {len(o)}")
+    k = min(int(gallery), len(o) - 1) if len(o) <= gallery else int(gallery)
+    idx = np.sort(np.random.default_rng(seed).choice(len(o), size=k, replace=False))
+    own = chamfer(r, o, n=n)  # (N,)
+    other = chamfer_matrix(r, [o[j] for j in idx], n=n)  # (N, k)
+    other[idx, np.arange(k)] = np.inf  # a drawing of the sample is not its own rival
+    return float(np.mean(own < other.min(1)))
+
+
 #: Label of the negatives that :func:`recognition_set` adds to a single-class dataset.
 OTHER = "other"
 
@@ -194,7 +265,10 @@ def evaluate_checkpoint(model, dataset: str | None = None, split: str = "test", 
     ``recognizer`` is a path, a :class:`~sketchode.recognition.RecognitionCNN`
     or ``None`` (use :func:`recognizer_for`).  Returns a JSON-able dict with
     ``loss`` (and its parts), ``n``, ``chamfer`` (mean :func:`chamfer` distance
-    of reconstructions to their drawings), ``accuracy`` (of reconstructions;
+    of reconstructions to their drawings), ``chamfer_random`` (the same between
+    a drawing and a random other one: the scale to read ``chamfer`` against),
+    ``retrieval_top1`` (:func:`retrieval_top1` over a fixed sample of
+    :data:`GALLERY` test drawings), ``accuracy`` (of reconstructions;
     ``None`` without a recognizer) and ``accuracy_data`` (the recognizer on the test
     drawings themselves, the ceiling).  ``classes`` (e.g. ``"ABD"``) keeps
     only drawings with those labels (chapter 13 scores the one-shot letters).
@@ -220,6 +294,8 @@ def evaluate_checkpoint(model, dataset: str | None = None, split: str = "test", 
     res.update({f"loss_{k}": v for k, v in parts.items() if k not in ("total", "n")})
     recon = reconstruct(model, sketches, batch_size=batch_size)
     res["chamfer"] = float(chamfer(sketches, recon).mean())
+    res["chamfer_random"] = chamfer_random(sketches)
+    res["retrieval_top1"] = retrieval_top1(sketches, recon)
     rec = recognizer if isinstance(recognizer, RecognitionCNN) else recognizer_for(dataset, root=root, path=recognizer)
     if rec is None:
         res.update(accuracy=None, accuracy_data=None, recognizer=None)

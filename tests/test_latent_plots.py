@@ -91,8 +91,10 @@ def test_interpolation_smoothness_matches_path_smoothness(model, digits12, recog
     for k, (i, j) in enumerate(pairs):
         xy, pen = decode_paths(model, lerp(z[i], z[j], 9))
         ref = path_smoothness(xy)
-        assert out["jump"][k] == pytest.approx(ref["jump"], rel=1e-4)
-        assert out["detour"][k] == pytest.approx(ref["detour"], rel=1e-4)
+        # one batch of P * n codes against P batches of n: float32 rounding differs, and a ratio of
+        # small steps (jump = largest / median) magnifies it (2e-4 seen on a fresh clone)
+        assert out["jump"][k] == pytest.approx(ref["jump"], rel=2e-3)
+        assert out["detour"][k] == pytest.approx(ref["detour"], rel=2e-3)
         assert out["where"][k] == pytest.approx((np.argmax(ref["steps"]) + 0.5) / 8)
         # the recognizer's reading of every decoded drawing, and the class changes along the path
         names = predict(recognizer, decode_sketches(model, lerp(z[i], z[j], 9)))
