@@ -199,12 +199,15 @@ def _train(args) -> int:
     hist = fit(model, train, val=val, epochs=args.epochs, steps=args.steps, time_limit=args.time_limit,
                device=args.device, threads=args.threads, seed=args.seed, checkpoint=out, resume=resume,
                progress=not args.json, meta={"config": cfg.name, "dataset": dataset}, callback=log.update,
-               patience=args.patience, **kw)
+               patience=args.patience, checkpoint_steps=args.checkpoint_every, **kw)
     log.update(model, hist.last or {})
+    if hist.stopped == "interrupted":
+        print(f"sketchode train: interrupted; {out} holds step {(hist.last or {}).get('step')}: "
+              "continue with the same command and --resume", file=sys.stderr)
     res = {"config": cfg.name, "dataset": dataset, "checkpoint": str(out), "stopped": hist.stopped,
            "last": hist.last, "best_val": hist.best_val, "validation": val_split, "log": str(log.path)}
     print(json.dumps(res) if args.json else "\n".join(f"{k:12s} {v}" for k, v in res.items()))
-    return 0
+    return 130 if hist.stopped == "interrupted" else 0
 
 
 def _evaluate(args) -> int:
@@ -230,6 +233,10 @@ def _finetune(args) -> int:
     from sketchode.oneshot import finetune, held_out, one_shot_set
     from sketchode.train import evaluate, seed_everything
 
+    from pathlib import Path
+
+    if Path(args.out).exists():
+        raise ValueError(f"{args.out} exists; choose another --out or delete it first (nothing was changed)")
     ck = load_checkpoint(args.checkpoint)
     base_meta = (ck.get("train_state") or {}).get("meta") or {}
     model = load_model(args.checkpoint, map_location="cpu")
@@ -363,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
     pt.add_argument("--val-size", type=int, default=512,
                     help="validation drawings scored after each epoch: the dataset's valid split, else its test "
                          "split (0: none)")
+    pt.add_argument("--checkpoint-every", type=int, default=None, metavar="STEPS",
+                    help="also write the checkpoint every STEPS optimiser steps (default: every epoch)")
     pt.add_argument("--patience", type=int, default=None,
                     help="stop once the validation loss has not improved for this many epochs")
     pt.add_argument("--json", action="store_true")
@@ -430,11 +439,47 @@ def main(argv: list[str] | None = None) -> int:
     pb.set_defaults(func=_bench)
     args = p.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
+    return _run(args)
+
+
+def _run(args) -> int:
+    """Run a subcommand; expected failures end with one clear line on stderr and a non-zero exit."""
+    import errno
+    import zipfile
+
+    from sketchode.train import TrainingDiverged
+
+    def fail(msg: str, code: int = 2) -> int:
+        print(f"sketchode {args.cmd}: {msg}", file=sys.stderr)
+        return code
+
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError) as e:
-        print(f"sketchode {args.cmd}: {e}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        return fail("interrupted", 130)
+    except TrainingDiverged as e:
+        return fail(str(e), 3)
+    except zipfile.BadZipFile as e:
+        return fail(f"a corrupt archive: {e}; delete it and download it again")
+    except (FileNotFoundError, FileExistsError, ValueError) as e:
+        return fail(str(e))
+    except PermissionError as e:
+        return fail(f"permission denied: {e.filename or e}")
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            return fail(f"no space left on the device ({e.filename or 'while writing'}); free some and resume")
+        return fail(f"{type(e).__name__}: {e}")
+    except TypeError as e:  # e.g. an unknown --set key reaches a model's constructor
+        if "unexpected keyword argument" in str(e):
+            return fail(f"unknown setting: {e}")
+        raise
+    except (RuntimeError, AssertionError) as e:
+        text = str(e)
+        if "CUDA" in text or "cuda" in text:
+            return fail(f"CUDA is not usable here ({text.splitlines()[0][:200]}); use --device cpu")
+        if "another process is training" in text:
+            return fail(text)
+        raise
 
 
 if __name__ == "__main__":

@@ -229,7 +229,9 @@ class RNNAutoencoder(nn.Module):
 
     def decode(self, z: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(xy (B, G, 2), pen_logit (B, G))`` at the time grid ``t`` (``(G,)`` or ``(B, G)``)."""
-        return self.decoder(z, t)
+        p = next(self.parameters())
+        z = torch.as_tensor(z).to(p.device, p.dtype)  # a float64 code decodes too, as encode casts its input
+        return self.decoder(z, torch.as_tensor(t).to(p.device, p.dtype))
 
     def forward(self, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(xy, pen_logit, z)`` reconstructing ``batch`` at its own time grid ``batch.t``."""

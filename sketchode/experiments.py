@@ -121,7 +121,8 @@ def run_one(run: Run, root=None, threads: int | None = 1, test_limit: int | None
               period=auto_period(run.steps, len(train), run.batch_size))
     t0 = time.perf_counter()
     hist = fit(model, train, steps=run.steps, seed=run.seed, threads=threads, progress=progress,
-               checkpoint=checkpoint, meta={"config": run.config, "dataset": cfg.dataset, "run": run.name}, **kw)
+               checkpoint=checkpoint, meta={"config": run.config, "dataset": cfg.dataset, "run": run.name},
+               overwrite=True, **kw)  # a run missing from the results file is unfinished: its checkpoint is redone
     seconds = time.perf_counter() - t0
     import torch
 

@@ -137,6 +137,8 @@ class SketchODE(nn.Module):
         """
         if t is None:
             t = self.t
+        p = next(self.parameters())
+        z = torch.as_tensor(z).to(p.device, p.dtype)  # as encode does: a float64 or CPU code decodes too
         t = t.to(z.device, z.dtype) if isinstance(t, torch.Tensor) else t
         if self.pen_readout is None:
             s = self.decoder(z, t)

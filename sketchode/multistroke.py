@@ -323,6 +323,8 @@ class MultiStrokeSketchODE(nn.Module):
         """
         where = "MultiStrokeSketchODE.decode"
         check_latent(z, self.config["l"], where)
+        p = next(self.parameters())
+        z = z.to(p.device, p.dtype)  # a float64 code decodes too, as encode casts its input
         B = z.shape[0]
         stop = n_strokes is None
         if stop:

@@ -446,6 +446,8 @@ def fit(
     checkpoint: str | os.PathLike | None = None,
     resume: bool = False,
     checkpoint_every: int | None = None,
+    checkpoint_steps: int | None = None,
+    overwrite: bool = False,
     patience: int | None = None,
     progress: bool = True,
     callback: Callable[[torch.nn.Module, dict], None] | None = None,
@@ -491,6 +493,13 @@ def fit(
         settings that shape the run (batch size, seed, schedule, lr, weight
         decay, clip, augmentation, number of training samples) must be the
         ones of the checkpoint.
+    checkpoint_steps : also write the checkpoint every this many optimiser
+        steps (mid-epoch; resuming from it replays the rest of the epoch).
+    overwrite : a ``checkpoint`` path that already holds a file is refused
+        (:class:`FileExistsError`) unless ``resume`` or ``overwrite`` is given:
+        running the same command twice must not replace a finished run.
+        While training, ``<checkpoint>.lock`` is held: a second process
+        training into the same path is refused at once.
     patience : stop (``stopped == "converged"``) once the validation loss has
         not improved on its best for this many complete epochs.  Judged from
         the history alone, so a resumed run stops where an uninterrupted one
@@ -500,6 +509,10 @@ def fit(
         epoch, and the partial epoch at a ``steps``/``time_limit`` stop).
     meta : JSON-able facts stored in the checkpoint's ``train_state["meta"]``
         (the CLI records the config name and dataset there).
+
+    Interrupting (Ctrl-C, a notebook's stop button) finishes the current
+    step, writes the checkpoint when one is given, and returns with
+    ``stopped == "interrupted"``; a second interrupt stops at once.
 
     Raises
     ------
@@ -537,12 +550,22 @@ def fit(
         raise ValueError(f"{where}: seed must be an integer >= 0, got {seed!r}")
     if checkpoint_every is not None and (int(checkpoint_every) != checkpoint_every or checkpoint_every < 1):
         raise ValueError(f"{where}: checkpoint_every must be an integer >= 1 (epochs), got {checkpoint_every!r}")
+    if checkpoint_steps is not None and (int(checkpoint_steps) != checkpoint_steps or checkpoint_steps < 1):
+        raise ValueError(f"{where}: checkpoint_steps must be an integer >= 1 (steps), got {checkpoint_steps!r}")
+    if checkpoint_steps is not None and checkpoint is None:
+        raise ValueError(f"{where}: checkpoint_steps needs a checkpoint path")
     if resume and checkpoint is None:
         raise ValueError(f"{where}: resume=True needs the checkpoint path to resume from")
     if patience is not None and (int(patience) != patience or patience < 1 or val is None):
         raise ValueError(f"{where}: patience must be an integer >= 1 epochs and needs val, got {patience!r}"
                          f"{' without val' if val is None else ''}")
     ckpt_path = None if checkpoint is None else Path(checkpoint)
+    if ckpt_path is not None:
+        if ckpt_path.is_dir():
+            raise ValueError(f"{where}: checkpoint {ckpt_path} is a directory; give the path of a file")
+        if ckpt_path.exists() and not resume and not overwrite:
+            raise FileExistsError(f"{where}: {ckpt_path} already exists; pass resume=True to continue that run, "
+                                  "overwrite=True to replace it, or another path (nothing was changed)")
     every = int(checkpoint_every or 1)
     batch_size, seed = int(batch_size), int(seed)
 
@@ -634,7 +657,12 @@ def fit(
     params = [p for g in optimizer.param_groups for p in g["params"]]
     start = time.perf_counter()
     stopped = None
+    lock = _PathLock(ckpt_path) if ckpt_path is not None else None
+    interrupt = _Interrupt()
     try:
+        if lock is not None:
+            lock.acquire(where)
+        interrupt.install()
         while stopped is None:
             if epochs is not None and epoch >= epochs:
                 stopped = "epochs"
@@ -677,8 +705,13 @@ def fit(
                     reason = "steps"
                 elif time_limit is not None and time.perf_counter() - start >= time_limit:
                     reason = "time_limit"
+                elif interrupt.requested:
+                    reason = "interrupted"
                 if reason is not None:
                     break
+                if checkpoint_steps is not None and step % int(checkpoint_steps) == 0 \
+                        and batch_in_epoch < len(order):
+                    save()
             complete = batch_in_epoch == len(order)
             val_loss = None if val is None else _evaluate_prepared(model, val, 256, device)["total"]
             epoch_seconds += time.perf_counter() - t_epoch
@@ -703,10 +736,90 @@ def fit(
                 history.stopped = stopped
                 save()
     finally:
+        interrupt.uninstall()
+        if lock is not None:
+            lock.release()
         if bar is not None:
             bar.close()
     history.stopped = stopped
+    if stopped == "interrupted":
+        import warnings
+
+        saved = f"; the checkpoint {ckpt_path} holds step {step} (resume with resume=True)" if ckpt_path else ""
+        warnings.warn(f"fit: interrupted after step {step}{saved}", stacklevel=2)
     return history
+
+
+class _Interrupt:
+    """Turns the first SIGINT during :func:`fit` into a request to stop after the current step.
+
+    Only in the main thread (where Python delivers signals); a second SIGINT
+    raises :class:`KeyboardInterrupt` at once, as usual.
+    """
+
+    def __init__(self):
+        self.requested = False
+        self._old = None
+
+    def install(self) -> None:
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return
+        old = signal.getsignal(signal.SIGINT)
+        if old is None:  # a handler installed from C: leave it alone
+            return
+
+        def handler(signum, frame):
+            if self.requested:
+                signal.signal(signal.SIGINT, old)
+                raise KeyboardInterrupt
+            self.requested = True
+
+        self._old = old
+        signal.signal(signal.SIGINT, handler)
+
+    def uninstall(self) -> None:
+        if self._old is not None:
+            import signal
+
+            signal.signal(signal.SIGINT, self._old)
+            self._old = None
+
+
+class _PathLock:
+    """An exclusive, non-blocking lock on ``<path>.lock`` (POSIX ``flock``; a no-op where it is missing)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(str(path) + ".lock")
+        self._fd = None
+
+    def acquire(self, where: str) -> None:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise RuntimeError(f"{where}: another process is training into {self.path.with_suffix('')} "
+                               f"(it holds {self.path}); wait for it or choose another path") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+            os.close(self._fd)
+            self._fd = None
 
 
 def _stalled(records: list[dict], patience: int) -> bool:

@@ -118,9 +118,10 @@ def test_cli_train_with_overrides_fraction_and_auto_period(tmp_path, capsys):
     assert ck["config"]["activation"] == "tanh" and ck["config"]["d"] == 8
     assert st["augment_kind"] == "jitter" and st["n_train"] < 1000
     assert st["period"] == pytest.approx(2 / np.ceil(st["n_train"] / 64))
-    assert main(["train", "tiny", "--epochs", "1", "--period", "auto", "--out", str(out)]) == 2  # needs --steps
+    new = tmp_path / "new.pt"  # (--out must not hold a run: that would be refused first)
+    assert main(["train", "tiny", "--epochs", "1", "--period", "auto", "--out", str(new)]) == 2  # needs --steps
     assert "--period auto needs --steps" in capsys.readouterr().err
-    assert main(["train", "tiny", "--steps", "1", "--set", "oops", "--out", str(out)]) == 2
+    assert main(["train", "tiny", "--steps", "1", "--set", "oops", "--out", str(new)]) == 2
     assert "KEY=VALUE" in capsys.readouterr().err
 
 

@@ -224,3 +224,20 @@ def test_pen_read_from_the_hidden_position():
     assert all(torch.allclose(a, c, rtol=1e-4, atol=1e-6) for a, c in zip(gm, gr))
     with pytest.raises(ValueError, match="pen must be"):
         _M(pen="nope")
+
+
+def test_decoding_a_float64_code_works_like_float32_for_every_model():
+    """encode casts its input to the parameters' dtype; decode failed on a float64 code (issue 14)."""
+    from sketchode.baselines import RNNAutoencoder
+    from sketchode.multistroke import MultiStrokeSketchODE
+
+    torch.manual_seed(0)
+    for model in (SketchODE(d=8, l=6, G=20, n_hidden=1), RNNAutoencoder(d=8, l=6, G=20)):
+        z = torch.randn(3, 6, dtype=torch.float64)
+        t = torch.linspace(0, 5, 20)
+        a, b = model.decode(z, t), model.decode(z.float(), t)
+        torch.testing.assert_close(a[0], b[0])
+        torch.testing.assert_close(a[1], b[1])
+    ms = MultiStrokeSketchODE(d=8, l=6, G=10, n_hidden=1)
+    z = torch.randn(2, 6, dtype=torch.float64)
+    torch.testing.assert_close(ms.decode(z, n_strokes=2)["points"], ms.decode(z.float(), n_strokes=2)["points"])
