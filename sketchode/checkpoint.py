@@ -26,7 +26,17 @@ Design rules
 * **Atomic writes**: the file is written to a temporary file in the same
   folder, flushed and ``fsync``-ed, then moved over the target with
   :func:`os.replace`.  A crash while writing leaves the previous checkpoint
-  intact and removes the temporary file.
+  intact and removes the temporary file.  A process killed outright
+  (``kill -9``, power loss) cannot clean up: its temporary file
+  ``.NAME.<host>-<pid>.XXXX.tmp`` (host tag and process id in the name) is
+  removed by the next save to the same path once its writer is dead (or its
+  pid has been reused), or after an hour without writes when the writer
+  cannot be checked (another host, a name without a pid); a live writer's
+  temporary file is never touched (:func:`stale_temp_files`).
+* **Clear failures**: :func:`load_checkpoint` says what went wrong: an empty,
+  truncated or corrupt file (zip CRCs are checked, torch does not), CUDA
+  asked for on a machine without it, a file torch did not write, pickled
+  objects, a newer format.
 * **Rebuilding a model** needs no pickled class: ``class`` is looked up in a
   registry of names (built-in models are imported lazily, user classes are
   added with :func:`register_model`) and the model is rebuilt with
@@ -35,10 +45,16 @@ Design rules
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import os
+import pickle
 import re
+import socket
 import tempfile
+import time
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -129,15 +145,121 @@ def _major(version: str) -> int | None:
 
 
 # --------------------------------------------------------------------- save
+#: A temporary file older than this (seconds since its last write) whose writer cannot be checked is stale.
+STALE_AFTER_S = 3600.0
+
+
+def _host_tag() -> str:
+    """8 hex digits naming this machine in temporary-file names (pids are only meaningful per host)."""
+    return hashlib.sha256(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:8]
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (True when that cannot be told)."""
+    if pid <= 0:
+        return True
+    if os.name == "nt":  # os.kill(pid, 0) would terminate the process there; assume alive
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: exists, another user's
+        return True
+    return True
+
+
+def _start_time(pid: int) -> float | None:
+    """When process ``pid`` started (seconds since the epoch, to about a second), where ``/proc`` tells; else None."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        ticks = int(stat[stat.rindex(b")") + 2:].split()[19])  # field 22, starttime (clock ticks after boot)
+        with open("/proc/stat", "rb") as f:
+            btime = next(int(line.split()[1]) for line in f if line.startswith(b"btime "))
+        return btime + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+_TEMP_NEW = re.compile(r"([0-9a-f]{8})-(\d+)\.[A-Za-z0-9_]+")  # <host>-<pid>.<random>
+_TEMP_OLD = re.compile(r"[a-z0-9_]{8}")  # tempfile's random part alone (files of older versions)
+
+
+def stale_temp_files(path, now: float | None = None) -> list[Path]:
+    """Temporary files of earlier :func:`atomic_save` calls to ``path`` that no live writer owns.
+
+    Candidates are ``.NAME.<host>-<pid>.<random>.tmp`` (and, from older
+    versions, ``.NAME.<random>.tmp``) beside ``path``; temporary files of
+    other paths never match.  One is stale when
+
+    * it was written on this host by a process that no longer exists;
+    * it was last written more than :data:`STALE_AFTER_S` seconds ago and
+      its writer cannot be checked (another host, no pid in the name);
+    * it was last written more than :data:`STALE_AFTER_S` seconds ago and
+      the process now holding its pid started after that (the pid was
+      reused, e.g. by a restarted container; Linux ``/proc`` only).
+
+    The temporary file of a live writer on this host (this process included)
+    is never stale.
+    """
+    path = Path(path)
+    head, tail = f".{path.name}.", ".tmp"
+    now = time.time() if now is None else now
+    host = _host_tag()
+    out = []
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return out
+    for e in entries:
+        name = e.name
+        if not (name.startswith(head) and name.endswith(tail)) or len(name) <= len(head) + len(tail):
+            continue
+        middle = name[len(head):-len(tail)]
+        m = _TEMP_NEW.fullmatch(middle)
+        if m is None and not _TEMP_OLD.fullmatch(middle):
+            continue
+        try:
+            if not e.is_file(follow_symlinks=False):
+                continue
+            age = now - e.stat(follow_symlinks=False).st_mtime
+        except OSError:
+            continue
+        if m is not None and m.group(1) == host:
+            pid = int(m.group(2))
+            alive = pid == os.getpid() or _pid_alive(pid)
+            if alive and age > STALE_AFTER_S:
+                started = _start_time(pid)
+                alive = started is None or started <= now - age + 2.0  # else: not the writer, a reused pid
+            if not alive:
+                out.append(Path(e.path))
+        elif age > STALE_AFTER_S:
+            out.append(Path(e.path))
+    return sorted(out)
+
+
+def _remove_stale_temps(path: Path) -> None:
+    for f in stale_temp_files(path):
+        try:
+            os.unlink(f)
+        except OSError:  # gone already, or not ours to remove: leave it
+            pass
+
+
 def atomic_save(payload, path) -> Path:
     """``torch.save(payload)`` to ``path`` atomically: temp file in the same folder, fsync, ``os.replace``.
 
     A crash mid-write leaves the previous file intact and no temp file behind.
+    The temp file is ``.NAME.<host>-<pid>.XXXX.tmp``; before writing, the
+    temp files of earlier saves to ``path`` whose writer was killed are
+    removed (:func:`stale_temp_files`; a live writer's are kept).
     Used for checkpoints and for recognizers (:mod:`sketchode.recognition`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    _remove_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{_host_tag()}-{os.getpid()}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(payload, f)
@@ -199,13 +321,72 @@ def save_checkpoint(
 
 
 # --------------------------------------------------------------------- load
+def _zip_problem(path: Path) -> str | None:
+    """What is wrong with a torch zip-format file (truncated, bad CRC) as a sentence, or None when it is sound."""
+    size = path.stat().st_size
+    try:
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as e:
+        what = f"is truncated or corrupt ({size} bytes, not a readable zip archive: {e})"
+    else:
+        if bad is None:
+            return None
+        what = f"is corrupt: its record {bad!r} fails the CRC check ({size} bytes)"
+    return f"{what}; an interrupted save or copy, or a failing disk? It cannot be trusted: use another checkpoint"
+
+
+def _why_unreadable(path: Path, error: Exception, map_location) -> str:
+    """A sentence saying why ``torch.load(path, weights_only=True)`` raised ``error``."""
+    msg = str(error)
+    if path.stat().st_size == 0:
+        return "is empty (0 bytes): the save or copy that made it was interrupted; it holds no checkpoint"
+    with open(path, "rb") as f:
+        head = f.read(4)
+    zipped = head == b"PK\x03\x04"  # torch's format since 1.6
+    problem = _zip_problem(path) if zipped else None
+    if problem is not None:
+        return problem
+    first = msg.strip().splitlines()[0][:300] if msg.strip() else type(error).__name__
+    if "CUDA" in msg:
+        if not torch.cuda.is_available():
+            sound = "the file is intact (its CRCs check), but " if zipped else ""
+            return (f"could not be loaded with map_location={map_location!r}: {sound}CUDA is not available on "
+                    "this machine (torch.cuda.is_available() is False). Load it with map_location=\"cpu\" "
+                    "(on the command line: --device cpu)")
+        return (f"could not be put on the device map_location={map_location!r} asks for ({first}); "
+                "choose a device this machine has, or map_location=\"cpu\" (--device cpu)")
+    if zipped:
+        if "version" in msg and any(w in msg for w in ("newer", "maximum supported", "too old")):
+            return f"was written by a newer PyTorch than this one ({torch.__version__}); upgrade torch ({first})"
+        if isinstance(error, pickle.UnpicklingError):
+            m = re.search(r"Unsupported global: GLOBAL (\S+)", msg)
+            what = f" (it names {m.group(1)})" if m else ""
+            return ("is not a sketchode checkpoint: it holds pickled Python objects that "
+                    f"torch.load(weights_only=True) refuses to run{what}; a sketchode checkpoint holds only "
+                    "tensors and plain values")
+        return f"is a torch file that could not be read ({type(error).__name__}: {first})"
+    if head[:1] == b"\x80":  # a pickle: torch's legacy format, or a plain pickle
+        if isinstance(error, EOFError) or any(w in msg for w in ("truncated", "EOF", "corrupted")):
+            return (f"is truncated ({path.stat().st_size} bytes: the pickle ends early); an interrupted save or "
+                    "copy? It cannot be recovered: use another checkpoint")
+        return ("is not a sketchode checkpoint: a pickle (torch's legacy format or plain Python) that "
+                f"torch.load(weights_only=True) cannot read ({type(error).__name__}: {first})")
+    return (f"is not a sketchode checkpoint: it was not written by torch.save (it starts with {head!r}; "
+            "a sketchode checkpoint is a zip archive, starting with b'PK\\x03\\x04')")
+
+
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     """Read and validate a checkpoint with ``torch.load(weights_only=True)``; returns the payload dict.
 
     Raises FileNotFoundError when ``path`` does not exist, and ValueError
-    naming ``path`` when the file is not a sketchode checkpoint, has a newer
-    ``format_version`` than this library reads, or was written by a newer
-    major version of the package.
+    naming ``path`` and saying what failed: the file is empty, truncated or
+    corrupt (the zip records' CRCs are checked, which ``torch.load`` does
+    not do), CUDA was asked for where it is not available (use
+    ``map_location="cpu"``, ``--device cpu``), the file was not written by
+    ``torch.save`` or holds something other than a sketchode checkpoint,
+    it has a newer ``format_version`` than this library reads, or it was
+    written by a newer major version of the package.
     """
     path = Path(path)
     if not path.is_file():
@@ -213,9 +394,12 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises many kinds for foreign files
-        raise ValueError(
-            f"load_checkpoint: {path} is not a sketchode checkpoint (torch.load(weights_only=True) failed: {e})"
-        ) from e
+        raise ValueError(f"load_checkpoint: {path} {_why_unreadable(path, e, map_location)}") from e
+    with open(path, "rb") as f:
+        zipped = f.read(4) == b"PK\x03\x04"
+    problem = _zip_problem(path) if zipped else None  # torch.load does not check the CRCs
+    if problem is not None:
+        raise ValueError(f"load_checkpoint: {path} {problem}")
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         what = f"format {ckpt.get('format')!r}" if isinstance(ckpt, dict) else f"a {type(ckpt).__name__}"
         raise ValueError(
@@ -294,6 +478,8 @@ def load_weights(model: torch.nn.Module, path: str | os.PathLike) -> torch.nn.Mo
 
 __all__ = [
     "atomic_save",
+    "stale_temp_files",
+    "STALE_AFTER_S",
     "FORMAT",
     "FORMAT_VERSION",
     "register_model",

@@ -19,8 +19,33 @@ from sketchode.data.sketch import Sketch
 def fresh_cache(monkeypatch):
     monkeypatch.delenv("SKETCHODE_DATA", raising=False)
     D.clear_cache()
+    D._VERIFIED.clear()
     yield
     D.clear_cache()
+    D._VERIFIED.clear()
+
+
+#: sha256 of the small stand-ins the tests write at the paths of published files (relpath -> digest)
+STAND_INS = {}
+
+
+@pytest.fixture(autouse=True)
+def stand_ins(monkeypatch):
+    """Present files are checked against the registry's sha256: for the length of a test the registry
+    knows the sha256 of the stand-ins it wrote (:func:`stand_in`), so they pass that check as the
+    published files would (and a stand-in changed without :func:`stand_in` fails it)."""
+    STAND_INS.clear()
+    real = D.sha256_for
+    monkeypatch.setattr(D, "sha256_for", lambda rel: STAND_INS.get(rel) or real(rel))
+    yield
+    STAND_INS.clear()
+
+
+def stand_in(path, rel=None):
+    """Record ``path`` (at ``rel``, default its last folder and name) as the published file."""
+    rel = rel or f"{path.parent.name}/{path.name}"
+    STAND_INS[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return path
 
 
 @pytest.fixture
@@ -40,7 +65,7 @@ def write_qd(root, cat="face", n=40):
     p = root / "quickdraw-raw" / f"{cat}.ndjson"
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text("\n".join(qd_line(i, cat) for i in range(n)) + "\n")
-    return p
+    return stand_in(p)
 
 
 def write_npz(path, **splits):
@@ -52,6 +77,7 @@ def write_npz(path, **splits):
             a[i] = np.array([[i + 1, 1, 0], [1, i, 1], [2, 2, 1]], dtype=np.int16)
         arrs[k] = a
     np.savez(path, **arrs)
+    stand_in(path)
 
 
 # ---------------------------------------------------------------- splits
@@ -109,12 +135,14 @@ def test_cache_returns_fresh_lists_and_notices_changed_files(tmp_path, no_networ
     a.clear()
     assert len(D.load("quickdraw-raw/face", "all", root=tmp_path)) == 10
     p.write_text("\n".join(qd_line(i) for i in range(12)) + "\n")  # different size -> re-read
+    stand_in(p)
     assert len(D.load("quickdraw-raw/face", "all", root=tmp_path)) == 12
 
 
 def test_skip_warning_repeats_on_cached_loads(tmp_path, no_network):
     p = write_qd(tmp_path, n=3)
     p.write_text(p.read_text() + "{broken\n")
+    stand_in(p)
     with pytest.raises(ValueError, match=r"face.ndjson, line 4: bad JSON"):
         D.load("quickdraw-raw/face", "all", root=tmp_path)
     for _ in range(2):

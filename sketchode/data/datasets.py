@@ -32,10 +32,14 @@ name                        what (file under the data root)                     
 
 Files are looked up under :func:`sketchode.config.data_root` (argument, else
 ``$SKETCHODE_DATA``, else the user cache) at the same relative path as in
-their public source.  A present file is used as is; a missing one with a
-known public URL is downloaded with :func:`pooch.retrieve` (checked against
-the sha256 in ``registry/sha256.txt`` when one is known); a missing one
-without a URL raises :class:`FileNotFoundError` saying where to get it.
+their public source.  Every file with a sha256 in ``registry/sha256.txt`` is
+checked against it, whether it was just downloaded or already present (a
+present file is hashed once per process while its size and modification time
+stay the same, :func:`verify`); a mismatch raises :class:`ValueError` saying
+to delete the file and download it again (nothing is ever deleted for you).
+A missing file with a known public URL is downloaded with
+:func:`pooch.retrieve`; a missing one without a URL raises
+:class:`FileNotFoundError` saying where to get it.
 
 Splits.  The sketch-rnn npz files and DiDi carry their own train/valid/test
 split, which is used as is (``load("sheep")`` is the 7,400 training drawings).
@@ -68,6 +72,7 @@ from sketchode.data.sketch import Sketch
 __all__ = [
     "load",
     "fetch",
+    "verify",
     "available",
     "split_of",
     "split",
@@ -167,16 +172,67 @@ def _where_to_get(relpath: str) -> str:
     return "no public URL is known for it; put the file there yourself"
 
 
+#: Files whose sha256 was checked: (resolved path, size, mtime_ns) -> the sha256 it matched.
+_VERIFIED: dict[tuple[str, int, int], str] = {}
+
+
+def _identity(path: Path) -> tuple[str, int, int]:
+    st = path.stat()
+    return str(path.resolve()), st.st_size, st.st_mtime_ns
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify(path, relpath: str | None = None, digest: str | None = None) -> Path:
+    """Check a data file against its known sha256; returns ``path``.
+
+    ``digest`` defaults to the registry's sha256 of ``relpath`` (a file with
+    no known sha256 is not checked).  The result is cached on the file's
+    resolved path, size and modification time, so repeated loads do not
+    rehash it; a changed file is hashed again.  A mismatch raises
+    :class:`ValueError` naming the file, the expected and the actual sha256,
+    and saying to delete it and download it again; the file is left in place.
+    """
+    path = Path(path)
+    digest = digest or (sha256_for(relpath) if relpath is not None else None)
+    if digest is None:
+        return path
+    key = _identity(path)
+    if _VERIFIED.get(key) == digest:
+        return path
+    got = _sha256_file(path)
+    if got != digest:
+        rel = relpath or path.name
+        again = (f"python -m sketchode fetch {_name_of(rel)}" if url_for(rel) else
+                 "get the published file again")
+        raise ValueError(
+            f"{path} has sha256 {got}, but the published {rel} has sha256 {digest}: the file is corrupt, "
+            f"truncated or not the published one. Delete it and download it again ({again}); "
+            "it was left in place"
+        )
+    _VERIFIED[key] = digest
+    return path
+
+
 def fetch(relpath: str, root=None, download: bool | None = None) -> Path:
     """Path of a data file, downloading it if it is missing and a URL is known.
 
     ``relpath`` is relative to the data root (``"sketchrnn/aaron_sheep.npz"``,
-    ``"quickdraw-raw/face.ndjson"``).  A present file is returned without any
-    network access or checksum work.  A missing one is downloaded with
-    ``pooch.retrieve`` into the same place (verified against the registry's
-    sha256 when known); without a URL (or with ``download=False``, or when
-    ``download`` is None and ``$SKETCHODE_DOWNLOAD`` is ``0``)
-    :class:`FileNotFoundError` names the expected path and where to get it.
+    ``"quickdraw-raw/face.ndjson"``).  A present file is checked against the
+    registry's sha256 when one is known (:func:`verify`: hashed once while
+    its size and modification time are unchanged; a mismatch is a
+    :class:`ValueError`, the file is not deleted), with no network access.
+    A missing one is downloaded with ``pooch.retrieve`` into the same place
+    (verified against the registry's sha256 when known); without a URL (or
+    with ``download=False``, or when ``download`` is None and
+    ``$SKETCHODE_DOWNLOAD`` is ``0``) :class:`FileNotFoundError` names the
+    expected path and where to get it.
     """
     rel = str(relpath).replace(os.sep, "/")
     if rel.startswith("/") or ".." in rel.split("/"):
@@ -184,7 +240,7 @@ def fetch(relpath: str, root=None, download: bool | None = None) -> Path:
     base = data_root(root)
     path = base / rel
     if path.is_file():
-        return path
+        return verify(path, rel)
     url = url_for(rel)
     if url is None:
         raise FileNotFoundError(f"{path} not found (data root {base}). {_where_to_get(rel)}.")
@@ -195,7 +251,11 @@ def fetch(relpath: str, root=None, download: bool | None = None) -> Path:
         raise FileNotFoundError(f"{path} not found (data root {base}); download it from {url}")
     if rel in _ARCHIVE_MEMBERS:
         return _fetch_member(rel, base)
-    return fetch_url(url, path, sha256_for(rel))
+    digest = sha256_for(rel)
+    got = fetch_url(url, path, digest)
+    if digest is not None:  # pooch checked it: remember, so that the next load does not rehash
+        _VERIFIED[_identity(got)] = digest
+    return got
 
 
 def _name_of(rel: str) -> str:
@@ -235,6 +295,8 @@ def _fetch_member(rel: str, base: Path) -> Path:
     tmp = path.with_name(f".{path.name}.part")
     tmp.write_bytes(data)
     os.replace(tmp, path)
+    if digest is not None:
+        _VERIFIED[_identity(path)] = digest
     return path
 
 
@@ -402,7 +464,11 @@ def _synthetic(name: str) -> tuple[Sketch, ...]:
 
 
 def clear_cache() -> None:
-    """Forget every parsed file (the next :func:`load` reads from disk again)."""
+    """Forget every parsed file (the next :func:`load` reads from disk again).
+
+    Checksums already verified stay verified while the file's size and
+    modification time are unchanged (:func:`verify`).
+    """
     _read.cache_clear()
     _synthetic.cache_clear()
     _split_cached.cache_clear()
@@ -463,7 +529,18 @@ def files_for(name: str) -> list[str]:
     if prefix == "quickdraw":
         _check_category(cat, name, prefix)
         return [f"quickdraw/{cat}.npz"]
-    raise ValueError(f"load: unknown dataset {name!r}; known: {', '.join(NAMES)}")
+    raise ValueError(f"load: unknown dataset {name!r}.{_did_you_mean(name)} Known: {', '.join(NAMES)}")
+
+
+def _did_you_mean(name: str) -> str:
+    """``" Did you mean 'sheep'?"`` for a misspelt dataset name (difflib over the names), else ``""``."""
+    fixed = [n for n in NAMES if "<" not in n]
+    prefix, slash, rest = str(name).partition("/")
+    if slash:  # 'quickdraw-rw/face' -> 'quickdraw-raw/face'
+        close = [f"{p}/{rest}" for p in difflib.get_close_matches(prefix, ["quickdraw-raw", "quickdraw"], n=2)]
+    else:
+        close = difflib.get_close_matches(str(name), fixed, n=3)
+    return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
 
 
 def load(name: str, split: str = "train", root=None, errors: str = "raise") -> list[Sketch]:

@@ -42,7 +42,24 @@ in strict mode.
 Documented rules: **empty strokes** inside an otherwise good drawing are
 dropped (a drawing whose strokes are all empty is malformed); **single-point
 strokes are kept** (:class:`Sketch` handles dots); blank lines in ndjson files
-are ignored (they still count for line numbers).
+are ignored (they still count for line numbers).  Text files are UTF-8: a
+leading byte-order mark is ignored, a line that is not valid UTF-8 is a
+malformed record (never silently altered).  A file with no records at all
+(empty, or only blank lines) reads as no drawings with an
+:class:`EmptyFileWarning` naming it.
+
+Damaged and unsafe files
+------------------------
+A truncated or corrupt archive (zip, npz) raises :class:`CorruptFileError`
+(a :class:`ValueError`) naming the file and, for a damaged member (bad CRC,
+bad compressed data, cut short), the member, and says to delete the file and
+download it again.  In an Omniglot stroke archive a damaged member is one
+malformed record: ``errors="skip"`` leaves it out and keeps every good one.
+Sketch-rnn ``.npz`` files hold pickled numpy object arrays; they are read by
+:func:`load_npz_array`, which unpickles numpy array reconstruction and
+nothing else, so a file with any other pickled object raises
+:class:`UnsafePickleError` naming the file and member instead of running its
+code.
 """
 
 from __future__ import annotations
@@ -53,6 +70,7 @@ import os
 import pickle
 import warnings
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Sequence
 
@@ -62,6 +80,10 @@ from sketchode.data.sketch import Sketch
 
 __all__ = [
     "MalformedRecordWarning",
+    "EmptyFileWarning",
+    "CorruptFileError",
+    "UnsafePickleError",
+    "load_npz_array",
     "read_quickdraw_ndjson",
     "stroke3_to_sketch",
     "read_stroke3",
@@ -92,8 +114,30 @@ class MalformedRecordWarning(UserWarning):
     """Emitted once per read with ``errors="skip"`` when records were skipped."""
 
 
+class EmptyFileWarning(UserWarning):
+    """Emitted when a file holds no records at all (so 0 drawings were read from it)."""
+
+
+class CorruptFileError(ValueError):
+    """A file or an archive member is truncated or corrupt (the message names it and says what to do)."""
+
+
+class UnsafePickleError(ValueError):
+    """A pickle in a data file asks for something other than numpy array reconstruction; it was not run."""
+
+
+#: What to tell the reader about a damaged file.
+REDOWNLOAD = "delete the file and download it again (an interrupted download or copy?)"
+
+
 class _Bad(Exception):
     """Internal: one record is malformed (message without the location)."""
+
+
+def _warn_empty(where: str, what: str, stacklevel: int = 3) -> None:
+    """One :class:`EmptyFileWarning`: ``where`` held no records (``what`` says which kind)."""
+    warnings.warn(f"{where}: {what}; read 0 drawings from it. If the file should hold data, {REDOWNLOAD}",
+                  EmptyFileWarning, stacklevel=stacklevel)
 
 
 class _Problems:
@@ -107,10 +151,10 @@ class _Problems:
         self.count = 0
         self.first: str | None = None
 
-    def bad(self, loc: str, msg: str) -> None:
+    def bad(self, loc: str, msg: str, error: type = ValueError) -> None:
         text = f"{self.where}, {loc}: {msg}"
         if self.errors == "raise":
-            raise ValueError(text)
+            raise error(text)
         self.count += 1
         if self.first is None:
             self.first = text
@@ -189,16 +233,36 @@ def _ink_strokes(drawing: Any, flip_y: bool) -> tuple[list[np.ndarray], bool]:
     return out, kinds == {3}
 
 
+def _strip_bom(line):
+    """The first line of a file without its UTF-8 byte-order mark (bytes or str)."""
+    if isinstance(line, bytes):
+        return line[3:] if line.startswith(b"\xef\xbb\xbf") else line
+    return line[1:] if line.startswith("\ufeff") else line
+
+
+def _decode_utf8(line: bytes) -> str:
+    """``line`` as UTF-8 text; :class:`_Bad` naming the first bad byte and its column."""
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise _Bad(f"not UTF-8 text (byte 0x{line[e.start]:02x} at column {e.start + 1})") from None
+
+
 def _read_ink_ndjson(path_or_lines, *, errors, source, flip_y, make) -> list[Sketch]:
+    """One record a line; a leading BOM is ignored, a non-UTF-8 line is malformed, no records warns."""
     name, lines = _ndjson_lines(path_or_lines)
     problems = _Problems(name, errors)
     out = []
+    records = 0
     for line_no, line in enumerate(lines, start=1):
-        if isinstance(line, bytes):
-            line = line.decode("utf-8", errors="replace")
+        if line_no == 1:
+            line = _strip_bom(line)
         if not line.strip():
             continue
+        records += 1
         try:
+            if isinstance(line, bytes):
+                line = _decode_utf8(line)
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError as e:
@@ -209,6 +273,8 @@ def _read_ink_ndjson(path_or_lines, *, errors, source, flip_y, make) -> list[Ske
             out.append(make(rec, strokes, timed, line_no, source))
         except _Bad as e:
             problems.bad(f"line {line_no}", str(e))
+    if not records:
+        _warn_empty(name, "no records (the file is empty or holds only blank lines)", stacklevel=4)
     problems.finish()
     return out
 
@@ -387,6 +453,137 @@ def read_stroke3(array_or_list, label: str | None = None, source: str = "stroke3
     return out
 
 
+# ---------------------------------------------------------------- npz without running pickles
+def _reconstruct():
+    core = getattr(np, "_core", None)
+    return (core if core is not None else np.core).multiarray._reconstruct
+
+
+#: The only globals a sketch-rnn pickle may name: numpy's array reconstruction (both module
+#: spellings: numpy < 2 writes ``numpy.core``, numpy >= 2 ``numpy._core``), ndarray and dtype.
+_ARRAY_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"): _reconstruct(),
+    ("numpy._core.multiarray", "_reconstruct"): _reconstruct(),
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+}
+
+
+class _Refused(Exception):
+    """Internal: the pickle named a global outside :data:`_ARRAY_GLOBALS`."""
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """An unpickler that rebuilds numpy arrays and refuses every other global.
+
+    A pickle runs code only through the callables it names (``GLOBAL`` /
+    ``STACK_GLOBAL`` / extension codes, all resolved by :meth:`find_class`) or
+    through persistent ids; here ``find_class`` admits exactly
+    :data:`_ARRAY_GLOBALS` and persistent ids are refused, so what is left is
+    building numpy arrays, dtypes and plain Python values.
+    """
+
+    def find_class(self, module, name):
+        obj = _ARRAY_GLOBALS.get((module, name))
+        if obj is None:
+            raise _Refused(f"{module}.{name}")
+        return obj
+
+    def persistent_load(self, pid):
+        raise _Refused(f"persistent id {str(pid)[:40]!r}")
+
+
+def _npz_member(z: zipfile.ZipFile, member: str, where: str) -> np.ndarray:
+    """One ``.npy`` member of an open npz read as :func:`numpy.load` would, without running pickles.
+
+    The ``.npy`` header is read with :func:`numpy.lib.format.read_magic` and
+    ``read_array_header_1_0`` / ``_2_0``; an array without objects is read by
+    :func:`numpy.lib.format.read_array` with ``allow_pickle=False``; an object
+    array is unpickled by :class:`_ArrayUnpickler` (``encoding="latin1"``, as
+    the Python 2 writers of the sketch-rnn files need).  The member is read to
+    its end so that the zip's CRC check runs.
+    """
+    fmt = np.lib.format
+    label = f"{where} [member {member}]"
+    try:
+        with z.open(member) as fp:
+            version = fmt.read_magic(fp)
+            if version == (1, 0):
+                shape, _, dtype = fmt.read_array_header_1_0(fp)
+            elif version == (2, 0):
+                shape, _, dtype = fmt.read_array_header_2_0(fp)
+            else:  # 3.0 (UTF-8 field names) is never an object array: numpy reads it, pickles off
+                shape, dtype = None, None
+            if dtype is not None and dtype.hasobject:
+                arr = _unpickle_array(fp, tuple(shape), label)
+                fp.read()  # to the end: the zip checks the member's CRC there
+                return arr
+        with z.open(member) as fp:
+            try:
+                arr = fmt.read_array(fp, allow_pickle=False)
+            except ValueError as e:
+                raise CorruptFileError(f"{label}: not a readable .npy array ({e}); {REDOWNLOAD}") from None
+            fp.read()  # the CRC check
+            return arr
+    except (zipfile.BadZipFile, zlib.error, EOFError) as e:
+        raise CorruptFileError(f"{label}: the archive member is corrupt or truncated ({e}); {REDOWNLOAD}") from None
+
+
+def _unpickle_array(fp, shape: tuple, label: str) -> np.ndarray:
+    """The pickled object array that follows a ``.npy`` header, by :class:`_ArrayUnpickler`."""
+    try:
+        arr = _ArrayUnpickler(fp, encoding="latin1").load()
+    except _Refused as e:
+        raise UnsafePickleError(
+            f"{label}: refused to unpickle: the pickle calls {e}, which is not numpy array "
+            "reconstruction; a sketch-rnn file holds only numpy arrays, so this one is damaged or "
+            f"not what its name says, and loading it could run code. Nothing was run; {REDOWNLOAD}"
+        ) from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
+            KeyError, MemoryError) as e:
+        raise CorruptFileError(f"{label}: the pickled array is corrupt or truncated "
+                               f"({type(e).__name__}: {e}); {REDOWNLOAD}") from None
+    if not isinstance(arr, np.ndarray) or arr.shape != shape:
+        got = f"shape {arr.shape}" if isinstance(arr, np.ndarray) else f"a {type(arr).__name__}"
+        raise CorruptFileError(f"{label}: the header promises an array of shape {shape}, "
+                               f"the pickle holds {got}; {REDOWNLOAD}")
+    return arr
+
+
+def _open_zip(path: Path, what: str) -> zipfile.ZipFile:
+    """``zipfile.ZipFile(path)``; :class:`CorruptFileError` naming the file when it is not a readable zip."""
+    try:
+        return zipfile.ZipFile(path)
+    except zipfile.BadZipFile as e:
+        with open(path, "rb") as f:
+            head = f.read(2)
+        if len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5:  # PROTO opcode
+            raise UnsafePickleError(f"{path}: is a Python pickle, not {what} (a zip archive); refused to load it "
+                                    f"(a pickle can run code). Nothing was run; {REDOWNLOAD}") from None
+        size = path.stat().st_size
+        raise CorruptFileError(f"{path}: not a valid {what} ({e}; {size} bytes): the file is truncated or "
+                               f"corrupt; {REDOWNLOAD}") from None
+
+
+def load_npz_array(path, key: str) -> np.ndarray:
+    """``numpy.load(path, allow_pickle=True, encoding="latin1")[key]``, without running arbitrary pickles.
+
+    For ``.npz`` files whose members are pickled object arrays (the sketch-rnn
+    files): only numpy array reconstruction is unpickled
+    (:class:`_ArrayUnpickler`), any other pickled object raises
+    :class:`UnsafePickleError` naming the file and member before anything of
+    it runs.  A truncated or corrupt archive or member raises
+    :class:`CorruptFileError` naming them; a missing key, :class:`KeyError`
+    listing the keys there are.
+    """
+    p = Path(path)
+    with _open_zip(p, "npz archive") as z:
+        keys = {(n[:-4] if n.endswith(".npy") else n): n for n in z.namelist()}
+        if key not in keys:
+            raise KeyError(f"{p}: no array {key!r} (the file has {sorted(keys)})")
+        return _npz_member(z, keys[key], str(p))
+
+
 def read_sketchrnn_npz(path, split: str = "train", label: str | None = None, source: str | None = None,
                        errors: str = "raise", flip_y: bool = True) -> list[Sketch]:
     """Read one split of a sketch-rnn ``.npz`` (keys ``train``, ``valid``, ``test``).
@@ -394,16 +591,24 @@ def read_sketchrnn_npz(path, split: str = "train", label: str | None = None, sou
     Each key holds an object array of ``int16`` stroke-3 arrays ``(n, 3)``
     (:func:`read_stroke3`); the official Quick, Draw! sketch-rnn files (70,000 /
     2,500 / 2,500 per category, paper 5.1) and the sketch-rnn-datasets sheep and
-    Omniglot files use it.  Loaded with ``allow_pickle=True, encoding='latin1'``
-    (the files were written by Python 2), so only open files you trust.  Keys
-    are ``f"{source}:{split}:{index}"``; errors name the file, split and index.
+    Omniglot files use it.  The object arrays are pickles (written by Python 2):
+    they are read by :func:`load_npz_array`, which rebuilds numpy arrays and
+    refuses (:class:`UnsafePickleError`) any other pickled object, so a
+    planted file cannot run code.  Keys are ``f"{source}:{split}:{index}"``;
+    errors name the file, split and index (a damaged file or member:
+    :class:`CorruptFileError` naming it).  A split with no drawings warns
+    (:class:`EmptyFileWarning`).
     """
     p = Path(path)
     src = source or p.stem
-    with np.load(p, allow_pickle=True, encoding="latin1") as z:
-        if split not in z.files:
-            raise ValueError(f"{p}: no split {split!r} (the file has {sorted(z.files)})")
-        data = z[split]
+    try:
+        data = load_npz_array(p, split)
+    except KeyError:
+        with _open_zip(p, "npz archive") as z:
+            have = sorted(n[:-4] if n.endswith(".npy") else n for n in z.namelist())
+        raise ValueError(f"{p}: no split {split!r} (the file has {have})") from None
+    if data.ndim == 1 and len(data) == 0:
+        _warn_empty(f"{p} [{split}]", "the split holds no drawings")
     return read_stroke3(data, label=label, source=src, errors=errors, flip_y=flip_y,
                         where=f"{p} [{split}]", key_prefix=f"{src}:{split}")
 
@@ -480,12 +685,17 @@ def read_omniglot_strokes_zip(path, source: str = "omniglot-strokes", errors: st
     path without the top folder, so the same drawing shipped in two archives
     gets the same key); ``meta`` holds ``archive``, ``member`` and ``drawer``
     (the two digits after the underscore of the file name).  Errors name the
-    archive, the member and the line.
+    archive, the member and the line.  A damaged archive (truncated, not a zip)
+    raises :class:`CorruptFileError` naming it; a damaged member (bad CRC, bad
+    compressed data) is a malformed record naming the archive and member
+    (``errors="skip"`` leaves it out and keeps every good member).  An archive
+    with no drawing files warns (:class:`EmptyFileWarning`).
     """
     p = Path(path)
     problems = _Problems(str(p), errors)
     out = []
-    with zipfile.ZipFile(p) as z:
+    drawings = 0
+    with _open_zip(p, "zip archive") as z:
         for info in z.infolist():
             name = info.filename
             if info.is_dir() or name.startswith("__MACOSX/") or not name.endswith(".txt"):
@@ -495,9 +705,16 @@ def read_omniglot_strokes_zip(path, source: str = "omniglot-strokes", errors: st
                 continue
             alphabet, character, fname = parts[-3], parts[-2], parts[-1]
             rel = "/".join(parts[-3:])
+            drawings += 1
+            try:
+                data = z.read(info)
+            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as e:
+                problems.bad(name, f"the archive member is corrupt or truncated ({e}); the archive is damaged: "
+                             f"{REDOWNLOAD}", CorruptFileError)
+                continue
             try:
                 try:
-                    text = z.read(info).decode("utf-8")
+                    text = data.decode("utf-8")
                 except UnicodeDecodeError:
                     raise _Bad("not UTF-8 text") from None
                 strokes = _parse_omniglot_txt(text)
@@ -507,6 +724,8 @@ def read_omniglot_strokes_zip(path, source: str = "omniglot-strokes", errors: st
                 out.append(_make_sketch(strokes, f"{alphabet}/{character}", True, f"{source}:{rel}", meta))
             except _Bad as e:
                 problems.bad(name, str(e))
+    if not drawings:
+        _warn_empty(str(p), "no drawing files <top>/<alphabet>/<character>/<drawing>.txt in the archive")
     problems.finish()
     return out
 
@@ -664,14 +883,17 @@ def read_pendigits(path_or_lines, errors: str = "raise", source: str = "pendigit
     part = split or _part_of(path_or_lines)
     problems = _Problems(where, errors)
     rows, line_nos = [], []
+    records = 0
     for n, line in enumerate(lines, start=1):
         if line is None:
+            records += 1
             problems.bad(f"line {n}", "not UTF-8 text")
             continue
         if n == 1 and line.startswith("\ufeff"):
             line = line[1:]
         if not line.strip():
             continue
+        records += 1
         try:
             rows.append(_pendigits_row(line.split(",")))
             line_nos.append(n)
@@ -685,6 +907,8 @@ def read_pendigits(path_or_lines, errors: str = "raise", source: str = "pendigit
         pts[:, :, 1] = A[:, 1:16:2]
         for n, p, c in zip(line_nos, pts, A[:, -1]):
             out.append(Sketch((p,), label=str(int(c)), timed=False, key=f"{source}:{part}:{n}", meta={"line": n}))
+    if not records:
+        _warn_empty(where, "no records (the file is empty or holds only blank lines)")
     problems.finish()
     return out
 
@@ -752,8 +976,10 @@ def read_unipen_digits(path_or_lines, errors: str = "raise", source: str = "pend
 
     stroke = None
     pause = None
+    records = 0
     for n, raw in enumerate(lines, start=1):
         if raw is None:
+            records += 1
             problems.bad(f"line {n}", "not UTF-8 text")
             if cur is not None:
                 cur["bad"] = True
@@ -761,6 +987,7 @@ def read_unipen_digits(path_or_lines, errors: str = "raise", source: str = "pend
         s = (raw.lstrip("\ufeff") if n == 1 else raw).strip()
         if not s:
             continue
+        records += 1
         try:
             if s.startswith(".SEGMENT"):
                 close()
@@ -799,5 +1026,7 @@ def read_unipen_digits(path_or_lines, errors: str = "raise", source: str = "pend
             if cur is not None:
                 cur["bad"] = True
     close()
+    if not records:
+        _warn_empty(where, "no records (the file is empty or holds only blank lines)")
     problems.finish()
     return out
