@@ -4,6 +4,9 @@ Subcommands
 -----------
 ``info``
     the package version, the data root in use and which datasets are present there.
+``curve RUN.json [--limit N] [--out FILE]``
+    score every weight snapshot a training run kept (chamfer, retrieval,
+    recognition) against the run's CPU hours: the learning curves of chapter 9.
 ``fetch NAME [NAME ...]``
     download the files of named datasets into the data root (with their
     sha256 checked); the one command a chapter names when it lacks real data.
@@ -105,6 +108,29 @@ def _fetch(args) -> int:
         for rel in rels:
             path = fetch(rel, args.data_root, download=True)
             print(f"{name}: {path}")
+    return 0
+
+
+def _curve(args) -> int:
+    from pathlib import Path
+
+    from sketchode.curves import quality_curve
+    from sketchode.runlog import _write_json
+
+    points = quality_curve(args.log, dataset=args.dataset, limit=args.limit, root=args.data_root,
+                           recognizer=args.recognizer, device=args.device)
+    log = json.loads(Path(args.log).read_text(encoding="utf-8"))
+    res = {"log": Path(args.log).name, "dataset": args.dataset or log.get("dataset"), "config": log.get("config"),
+           "limit": args.limit, "total_cpu_h": round(float(log.get("total_cpu_s", 0.0)) / 3600, 4),
+           "commands": [" ".join(c["argv"]) for c in log.get("commands", [])], "points": points}
+    if args.out:
+        _write_json(Path(args.out), res)
+    if args.json:
+        print(json.dumps(res))
+    else:
+        for p in points:
+            print(f"epoch {p['epoch']:>5}  cpu_h {p['cpu_h']:.3f}  chamfer {p['chamfer']:.4f}  "
+                  f"retrieval {p['retrieval_top1']:.3f}  accuracy {p['accuracy']}")
     return 0
 
 
@@ -341,6 +367,16 @@ def main(argv: list[str] | None = None) -> int:
     pd.add_argument("--svg", default=None, help="write the first drawing as SVG here")
     pd.add_argument("--json", action="store_true")
     pd.set_defaults(func=_data)
+    pc = sub.add_parser("curve", help="score every snapshot of a training run (quality against CPU hours)")
+    pc.add_argument("log", help="the run log beside a checkpoint (CHECKPOINT.json, written by train)")
+    pc.add_argument("--dataset", default=None, help="default: the dataset the run trained on")
+    pc.add_argument("--limit", type=int, default=1000, help="test drawings scored per snapshot")
+    pc.add_argument("--recognizer", default=None)
+    pc.add_argument("--out", default=None, help="write the curve as JSON here")
+    pc.add_argument("--device", default=None)
+    pc.add_argument("--data-root", default=None)
+    pc.add_argument("--json", action="store_true")
+    pc.set_defaults(func=_curve)
     pfe = sub.add_parser("fetch", help="download the files of datasets into the data root (checked by sha256)")
     pfe.add_argument("names", nargs="+", metavar="NAME")
     pfe.add_argument("--data-root", default=None)

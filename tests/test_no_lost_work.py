@@ -136,3 +136,26 @@ def test_cli_cuda_without_a_gpu_is_one_line(tmp_path, capsys):
     code = _train(tmp_path, "--out", str(tmp_path / "x.pt"), "--device", "cuda")
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "--device cpu" in err[0], err
+
+
+def test_run_log_records_the_command_chain_cpu_time_and_snapshots_and_curve_scores_them(tmp_path, capsys):
+    import json
+
+    out = tmp_path / "tiny.pt"
+    assert main(["train", "tiny", "--epochs", "2", "--val-size", "16", "--fraction", "0.02", "--json",
+                 "--out", str(out)]) == 0
+    assert main(["train", "tiny", "--epochs", "4", "--val-size", "16", "--fraction", "0.02", "--json",
+                 "--out", str(out), "--resume"]) == 0
+    log = json.loads((tmp_path / "tiny.json").read_text())
+    assert [c["argv"][-1] for c in log["commands"]] == [str(out), "--resume"]
+    assert log["commands"][1]["step_from"] == log["commands"][0]["step_to"] > 0
+    assert log["total_cpu_s"] > 0 and log["commands"][0]["hardware"]["cpus"] >= 1
+    assert [p["epoch"] for p in log["curve"]] == [1, 2, 3, 4]
+    assert [s["epoch"] for s in log["snapshots"]] == [1, 2, 4]  # doubling epochs
+    capsys.readouterr()
+    assert main(["curve", str(tmp_path / "tiny.json"), "--limit", "40", "--json",
+                 "--out", str(tmp_path / "curve.json")]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert [p["epoch"] for p in res["points"]] == [1, 2, 4]
+    assert all(0 <= p["retrieval_top1"] <= 1 and p["chamfer"] > 0 and p["n"] == 40 for p in res["points"])
+    assert res["points"][0]["cpu_h"] < res["points"][-1]["cpu_h"] <= res["total_cpu_h"] + 1e-4
