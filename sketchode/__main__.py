@@ -4,6 +4,10 @@ Subcommands
 -----------
 ``info``
     the package version, the data root in use and which datasets are present there.
+``campaign --out-dir DIR [--device cuda] [--minutes 10]``
+    train the real-drawings models (:data:`sketchode.campaign.DEFAULT_JOBS`)
+    for an equal share of a time budget each at a large batch: one command to
+    run whenever a GPU is lent; checkpoints, run logs and one JSON report.
 ``curve RUN.json [--limit N] [--out FILE]``
     score every weight snapshot a training run kept (chamfer, retrieval,
     recognition) against the run's CPU hours: the learning curves of chapter 9.
@@ -108,6 +112,21 @@ def _fetch(args) -> int:
         for rel in rels:
             path = fetch(rel, args.data_root, download=True)
             print(f"{name}: {path}")
+    return 0
+
+
+def _campaign(args) -> int:
+    from sketchode.campaign import DEFAULT_JOBS, run_campaign
+
+    rep = run_campaign(args.out_dir, minutes=args.minutes, jobs=args.jobs or DEFAULT_JOBS, device=args.device,
+                       batch_size=args.batch_size, root=args.data_root, limit_train=args.limit_train,
+                       progress=not args.json)
+    if args.json:
+        print(json.dumps(rep))
+    else:
+        for j in rep["jobs"]:
+            print(f"{j['job']:18s} {j['steps']:>6} steps  {j['step_s'] * 1000:8.1f} ms/step  "
+                  f"val {j['val_loss']}  -> {j['checkpoint']}")
     return 0
 
 
@@ -367,6 +386,16 @@ def main(argv: list[str] | None = None) -> int:
     pd.add_argument("--svg", default=None, help="write the first drawing as SVG here")
     pd.add_argument("--json", action="store_true")
     pd.set_defaults(func=_data)
+    pg = sub.add_parser("campaign", help="train the real-drawings models within a time budget (a GPU's minutes)")
+    pg.add_argument("--out-dir", required=True)
+    pg.add_argument("--minutes", type=float, default=10.0)
+    pg.add_argument("--jobs", nargs="*", default=None, metavar="CONFIG[:SEED]")
+    pg.add_argument("--device", default=None)
+    pg.add_argument("--batch-size", type=int, default=None, help="default: 512 on CUDA, else the config's")
+    pg.add_argument("--limit-train", type=int, default=None, help="train on the first N drawings only (tests)")
+    pg.add_argument("--data-root", default=None)
+    pg.add_argument("--json", action="store_true")
+    pg.set_defaults(func=_campaign)
     pc = sub.add_parser("curve", help="score every snapshot of a training run (quality against CPU hours)")
     pc.add_argument("log", help="the run log beside a checkpoint (CHECKPOINT.json, written by train)")
     pc.add_argument("--dataset", default=None, help="default: the dataset the run trained on")

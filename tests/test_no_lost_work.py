@@ -159,3 +159,21 @@ def test_run_log_records_the_command_chain_cpu_time_and_snapshots_and_curve_scor
     assert [p["epoch"] for p in res["points"]] == [1, 2, 4]
     assert all(0 <= p["retrieval_top1"] <= 1 and p["chamfer"] > 0 and p["n"] == 40 for p in res["points"])
     assert res["points"][0]["cpu_h"] < res["points"][-1]["cpu_h"] <= res["total_cpu_h"] + 1e-4
+
+
+def test_campaign_runs_on_the_cpu_at_a_tiny_size_and_resumes(tmp_path, capsys):
+    import json
+
+    args = ["campaign", "--out-dir", str(tmp_path), "--minutes", "0.02", "--jobs", "tiny:0", "tiny:1",
+            "--limit-train", "64", "--device", "cpu", "--json"]
+    assert main(args) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert [j["job"] for j in rep["jobs"]] == ["tiny:0", "tiny:1"] and rep["device"] == "cpu"
+    assert all(j["steps"] >= 1 and j["step_s"] > 0 for j in rep["jobs"])
+    assert (tmp_path / "tiny-s0.pt").exists() and (tmp_path / "tiny-s0.json").exists()
+    assert json.loads((tmp_path / "campaign.json").read_text())["jobs"] == rep["jobs"]
+    first = rep["jobs"][0]["steps"]
+    assert main(args) == 0  # a second campaign resumes the same checkpoints
+    again = json.loads(capsys.readouterr().out)["jobs"][0]
+    assert again["steps"] > first and again["steps_this_run"] == again["steps"] - first
+    assert main(["campaign", "--out-dir", str(tmp_path), "--jobs", "nope:0"]) == 2
