@@ -244,7 +244,8 @@ def _train(args) -> int:
     hist = fit(model, train, val=val, epochs=args.epochs, steps=args.steps, time_limit=args.time_limit,
                device=args.device, threads=args.threads, seed=args.seed, checkpoint=out, resume=resume,
                progress=not args.json, meta={"config": cfg.name, "dataset": dataset}, callback=log.update,
-               patience=args.patience, checkpoint_steps=args.checkpoint_every, **kw)
+               patience=args.patience, checkpoint_steps=args.checkpoint_every,
+               **({"skip_spikes": args.skip_spikes} if args.skip_spikes is not None else {}), **kw)
     log.update(model, hist.last or {})
     if hist.stopped == "interrupted":
         print(f"sketchode train: interrupted; {out} holds step {(hist.last or {}).get('step')}: "
@@ -437,6 +438,8 @@ def main(argv: list[str] | None = None) -> int:
                          "split (0: none)")
     pt.add_argument("--checkpoint-every", type=int, default=None, metavar="STEPS",
                     help="also write the checkpoint every STEPS optimiser steps (default: every epoch)")
+    pt.add_argument("--skip-spikes", type=float, default=None, metavar="FACTOR",
+                    help="skip updates whose gradient norm exceeds FACTOR x the recent median (or is not finite)")
     pt.add_argument("--patience", type=int, default=None,
                     help="stop once the validation loss has not improved for this many epochs")
     pt.add_argument("--json", action="store_true")

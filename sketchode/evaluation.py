@@ -228,13 +228,22 @@ def recognizer_name(dataset: str) -> str:
 
 
 def recognizer_for(dataset: str, root=None, path=None, train_if_missing: bool = True, epochs: int = 3):
-    """The recognition CNN for ``dataset``: from ``path``, the repository's ``data/checkpoints/recognizer-<dataset>.pt``,
-    the user cache, or trained and cached (in that order).
+    """The recognition CNN for ``dataset``: from ``path``, the shipped ``recognizer-<dataset>.pt``, the user cache,
+    or trained and cached (in that order).
 
-    Training on demand is limited to the embedded datasets (:data:`EMBEDDED`);
-    for the others pass ``path`` (a file written by
-    :func:`sketchode.recognition.save_recognizer`) or get ``None``.
+    The shipped recognizer is the checkout's ``data/checkpoints/recognizer-<dataset>.pt``;
+    an installed wheel, which has no ``data/``, downloads it into the user
+    cache (:func:`sketchode.train.shipped_checkpoint`, :mod:`sketchode.artifacts`).
+    Training on demand is limited to the embedded datasets (:data:`EMBEDDED`)
+    and says so on stderr (why, and where the result is cached); for the
+    others pass ``path`` (a file written by
+    :func:`sketchode.recognition.save_recognizer`) or get ``None``.  A
+    recognizer that is shipped but cannot be had (downloads off:
+    ``SKETCHODE_DOWNLOAD=0``), with nothing cached and no training allowed,
+    raises the :class:`FileNotFoundError` that names its file and URL.
     """
+    import sys
+
     from sketchode.data import load
     from sketchode.recognition import load_recognizer, save_recognizer, train_recognizer
 
@@ -243,14 +252,24 @@ def recognizer_for(dataset: str, root=None, path=None, train_if_missing: bool = 
     from sketchode.train import shipped_checkpoint
 
     slug = recognizer_name(dataset)
-    shipped = shipped_checkpoint(slug)
+    unavailable = None
+    try:
+        shipped = shipped_checkpoint(slug)
+    except FileNotFoundError as e:  # shipped, but not in this installation and not downloadable now
+        shipped, unavailable = None, e
     if shipped is not None:
         return load_recognizer(shipped)
     cached = _cache_dir() / f"{slug.removeprefix('recognizer-')}.pt"
     if cached.exists():
         return load_recognizer(cached)
     if not train_if_missing or dataset not in EMBEDDED:
+        if unavailable is not None:
+            raise unavailable
         return None
+    why = (f"the shipped {slug}.pt is not available ({unavailable})" if unavailable is not None
+           else f"no recognizer is shipped or cached for {dataset!r}")
+    print(f"sketchode: recognizer_for({dataset!r}): {why}; training one ({epochs} epochs on the embedded "
+          f"training split) and caching it at {cached}", file=sys.stderr)
     model = train_recognizer(prepare(load(dataset, "train", root=root)), epochs=epochs, seed=0)
     save_recognizer(model, cached)
     return model

@@ -303,9 +303,11 @@ def summarize(records, by=("model", "fraction"), value=("test", "total")) -> lis
 
 
 def shipped_results(name: str) -> Path | None:
-    """The results file shipped in the repository's ``data/results/<name>.json``, if present."""
-    p = Path(__file__).resolve().parents[1] / "data" / "results" / f"{name}.json"
-    return p if p.exists() else None
+    """The results file shipped as ``data/results/<name>.json``: the checkout's, else fetched
+    (:func:`sketchode.artifacts.result`, SHA-256 checked); None when none is shipped under that name."""
+    from sketchode.artifacts import result
+
+    return result(name)
 
 
 def load_results(name_or_path) -> dict:

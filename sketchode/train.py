@@ -448,6 +448,7 @@ def fit(
     checkpoint_every: int | None = None,
     checkpoint_steps: int | None = None,
     overwrite: bool = False,
+    skip_spikes: float | None = None,
     patience: int | None = None,
     progress: bool = True,
     callback: Callable[[torch.nn.Module, dict], None] | None = None,
@@ -500,6 +501,15 @@ def fit(
         running the same command twice must not replace a finished run.
         While training, ``<checkpoint>.lock`` is held: a second process
         training into the same path is refused at once.
+    skip_spikes : skip the optimiser update of a step whose gradient norm
+        (before clipping) is not finite or exceeds ``skip_spikes`` times the
+        median of the last 64 accepted norms (once 16 are known).  The step
+        still counts (the schedule and the data order are unchanged), the
+        history records how many were skipped, and 50 skips in a row raise
+        :class:`TrainingDiverged`.  Chapter 9 explains why a few drawings
+        make the encoder's gradient explode (its sensitivity grows
+        exponentially along long multi-stroke paths) and why skipping their
+        rare spikes keeps the paper's learning rate usable.
     patience : stop (``stopped == "converged"``) once the validation loss has
         not improved on its best for this many complete epochs.  Judged from
         the history alone, so a resumed run stops where an uninterrupted one
@@ -552,6 +562,8 @@ def fit(
         raise ValueError(f"{where}: checkpoint_every must be an integer >= 1 (epochs), got {checkpoint_every!r}")
     if checkpoint_steps is not None and (int(checkpoint_steps) != checkpoint_steps or checkpoint_steps < 1):
         raise ValueError(f"{where}: checkpoint_steps must be an integer >= 1 (steps), got {checkpoint_steps!r}")
+    if skip_spikes is not None and not skip_spikes > 1:
+        raise ValueError(f"{where}: skip_spikes must be > 1 (a multiple of the median gradient norm), got {skip_spikes!r}")
     if checkpoint_steps is not None and checkpoint is None:
         raise ValueError(f"{where}: checkpoint_steps needs a checkpoint path")
     if resume and checkpoint is None:
@@ -597,6 +609,8 @@ def fit(
     history = History()
     step = epoch = batch_in_epoch = 0  # optimiser steps, complete epochs, batches of the current epoch
     loss_sum, seen, epoch_seconds = 0.0, 0, 0.0  # accumulators of the current epoch
+    norms: list[float] = []  # the last accepted gradient norms (skip_spikes)
+    skipped = skipped_in_row = 0
     last_saved = None  # (step, epoch) of the last checkpoint written by this run or resumed from
     if resume:
         ckpt = load_checkpoint(ckpt_path, map_location=device)
@@ -619,13 +633,15 @@ def fit(
         history.records = [r for r in history.records if r.get("complete", True)]
         history.stopped = None
         _set_rng_state(ts.get("rng", {}))
+        norms = [float(x) for x in ts.get("norms", [])]
+        skipped, skipped_in_row = int(ts.get("skipped", 0)), int(ts.get("skipped_in_row", 0))
         last_saved = (step, epoch)
 
     def train_state() -> dict:
         return dict(
             step=step, epoch=epoch, batch_in_epoch=batch_in_epoch, loss_sum=loss_sum, seen=seen,
             epoch_seconds=epoch_seconds, history=history.to_dict(), settings=settings, rng=_rng_state(),
-            meta=dict(meta or {}),
+            meta=dict(meta or {}), norms=list(norms), skipped=skipped, skipped_in_row=skipped_in_row,
         )  # fmt: skip
 
     def save() -> None:
@@ -690,9 +706,19 @@ def fit(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm=clip if clip is not None else math.inf))
-                if not math.isfinite(norm):
-                    raise diverged("the gradient norm", norm)
-                optimizer.step()
+                if skip_spikes is None:
+                    if not math.isfinite(norm):
+                        raise diverged("the gradient norm", norm)
+                    optimizer.step()
+                elif _is_spike(norm, norms, skip_spikes):
+                    skipped += 1
+                    skipped_in_row += 1
+                    if skipped_in_row >= 50:
+                        raise diverged(f"the gradient norm (50 spikes in a row, {skipped} skipped in all)", norm)
+                else:
+                    skipped_in_row = 0
+                    norms = (norms + [norm])[-64:]
+                    optimizer.step()
                 scheduler.step()
                 step += 1
                 batch_in_epoch += 1
@@ -720,6 +746,8 @@ def fit(
                 train_loss=loss_sum / seen, val_loss=val_loss, lr=float(optimizer.param_groups[0]["lr"]),
                 seconds=epoch_seconds, complete=complete,
             )  # fmt: skip
+            if skip_spikes is not None:
+                record["skipped"] = skipped
             if complete:
                 epoch += 1
                 batch_in_epoch, loss_sum, seen, epoch_seconds = 0, 0.0, 0, 0.0
@@ -822,6 +850,15 @@ class _PathLock:
             self._fd = None
 
 
+def _is_spike(norm: float, recent: list[float], factor: float) -> bool:
+    """True when ``norm`` is not finite, or ``factor`` times above the median of ``recent`` (16 or more known)."""
+    if not math.isfinite(norm):
+        return True
+    if len(recent) < 16:
+        return False
+    return norm > factor * float(np.median(recent))
+
+
 def _stalled(records: list[dict], patience: int) -> bool:
     """True when the best validation loss of the complete epochs is ``patience`` or more epochs old."""
     done = [r for r in records if r.get("complete", True) and r.get("val_loss") is not None]
@@ -831,27 +868,50 @@ def _stalled(records: list[dict], patience: int) -> bool:
     return done[-1]["epoch"] - done[best]["epoch"] >= patience
 
 
-def shipped_checkpoint(name: str) -> Path | None:
-    """The checkpoint shipped for the named config in the repository's ``data/checkpoints/``, if present."""
-    p = Path(__file__).resolve().parents[1] / "data" / "checkpoints" / f"{name}.pt"
-    return p if p.exists() else None
+def shipped_checkpoint(name: str, download: bool | None = None) -> Path | None:
+    """The checkpoint shipped for the named config, or None when the repository ships none (chapter 8).
+
+    The checkout's ``data/checkpoints/<name>.pt``; in an installed wheel, which
+    has no ``data/``, the copy in the user cache, downloaded (SHA-256 checked,
+    with a message saying what) when missing: see :mod:`sketchode.artifacts`.
+    A shipped checkpoint that cannot be had because downloads are off
+    (``SKETCHODE_DOWNLOAD=0``, or ``download=False``) raises
+    :class:`FileNotFoundError` naming the file, its URL and the command that
+    fetches it.
+    """
+    from sketchode import artifacts
+
+    return artifacts.checkpoint(name, download=download)
 
 
-def load_or_train(name: str, checkpoint=None, *, fast_steps: int = 40, fast_train: int = 512,
-                  full_time_limit: float = 900.0, data_root=None, device=None, progress: bool = False,
-                  **fit_kw):
-    """A trained model of the named config: loaded when a matching checkpoint exists, else trained (chapter 8).
+def load_or_train(name: str, checkpoint=None, *, train_if_missing: bool | None = None, fast_steps: int = 40,
+                  fast_train: int = 512, full_time_limit: float = 900.0, data_root=None, device=None,
+                  progress: bool = False, **fit_kw):
+    """A trained model of the named config: loaded when a matching checkpoint exists, else trained only when allowed (chapter 8).
 
-    Looks for ``checkpoint`` (default: :func:`shipped_checkpoint`); if it holds
-    the same class and config as :func:`sketchode.configs.build_model` gives,
-    the model is loaded from it.  Otherwise the config is trained with
-    :func:`fit`: under the small budget (:data:`sketchode.config.FAST`)
-    ``fast_steps`` steps on ``fast_train`` drawings, else ``full_time_limit``
-    seconds on the whole training split, on the GPU when there is one.
+    Looks for ``checkpoint`` (default: :func:`shipped_checkpoint`, which
+    downloads the shipped one into the user cache when this installation has
+    no ``data/``); if it holds the same class and config as
+    :func:`sketchode.configs.build_model` gives, the model is loaded from it.
+
+    Otherwise ``train_if_missing`` decides, and nothing trains silently: a
+    message on stderr says why and for how long it trains.
+
+    * ``None`` (default): train only under the small budget
+      (:data:`sketchode.config.FAST`, set by the tests and nbval), where the
+      chapters train tiny models by design: ``fast_steps`` steps on
+      ``fast_train`` drawings.  Under the full budget raise
+      :class:`FileNotFoundError` saying why there is no usable checkpoint and
+      how to get or train one, rather than start a long run unasked.
+    * ``True``: train in either budget (full: ``full_time_limit`` seconds on
+      the whole training split, on the GPU when there is one).
+    * ``False``: never train; raise :class:`FileNotFoundError`.
 
     Returns ``(model, history, source)``: ``source`` is the checkpoint path
     loaded from, or ``"trained"``.
     """
+    import sys
+
     from sketchode.checkpoint import config_differences, load_checkpoint, load_model
     from sketchode.config import FAST
     from sketchode.configs import get_config
@@ -860,22 +920,46 @@ def load_or_train(name: str, checkpoint=None, *, fast_steps: int = 40, fast_trai
 
     cfg = get_config(name)
     fresh = cfg.build()
-    path = Path(checkpoint) if checkpoint is not None else shipped_checkpoint(name)
+    why = None
+    if checkpoint is not None:
+        path = Path(checkpoint)
+    else:
+        try:
+            path = shipped_checkpoint(name)
+        except FileNotFoundError as e:  # shipped, but not in this installation and not downloadable now
+            path, why = None, str(e)
     if path is not None and path.exists():
         ck = load_checkpoint(path)
-        if ck["class"] == type(fresh).__name__ and not config_differences(ck["config"], dict(fresh.config)):
+        diffs = [] if ck["class"] != type(fresh).__name__ else config_differences(ck["config"], dict(fresh.config))
+        if ck["class"] == type(fresh).__name__ and not diffs:
             model = load_model(path, map_location=pick_device(device))
             hist = History.from_dict((ck.get("train_state") or {}).get("history") or {"records": []})
             return model, hist, str(path)
+        why = (f"{path} holds a {ck['class']}, not a {type(fresh).__name__}" if not diffs else
+               f"{path} holds another config of {name!r} ({'; '.join(diffs[:3])})")
+    elif why is None:
+        why = f"{path} not found" if path is not None else f"no checkpoint is shipped for {name!r}"
+    train_it = FAST if train_if_missing is None else bool(train_if_missing)
+    if not train_it:
+        raise FileNotFoundError(
+            f"load_or_train({name!r}): no usable checkpoint: {why}. Train one with "
+            f"`python -m sketchode train {name} --out FILE` and pass checkpoint=FILE, or call "
+            f"load_or_train({name!r}, train_if_missing=True) to train here ({full_time_limit:.0f} s under the "
+            f"full budget)")
+    kw = {**cfg.train, **fit_kw}
+    if FAST:
+        kw.setdefault("steps", fast_steps)
+        how = f"{kw['steps']} steps on {fast_train} drawings (the small budget, SKETCHODE_FAST=1)"
+    else:
+        kw.setdefault("time_limit", full_time_limit)
+        how = (f"up to {kw['time_limit']:.0f} s" + (f" or {kw['steps']} steps" if kw.get("steps") else "")
+               + " on the whole training split")
+    print(f"sketchode: load_or_train({name!r}): {why}; training it for {how}", file=sys.stderr)
     keep_freed_memory()
     train = load(cfg.dataset, "train", root=data_root)
     val = load(cfg.dataset, "test", root=data_root)[: 256 if not FAST else 64]
-    kw = {**cfg.train, **fit_kw}
     if FAST:
         train = train[:fast_train]
-        kw.setdefault("steps", fast_steps)
-    else:
-        kw.setdefault("time_limit", full_time_limit)
     hist = fit(fresh, train, val=val, device=device, progress=progress, **kw)
     fresh.eval()
     return fresh, hist, "trained"

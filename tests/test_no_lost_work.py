@@ -177,3 +177,37 @@ def test_campaign_runs_on_the_cpu_at_a_tiny_size_and_resumes(tmp_path, capsys):
     again = json.loads(capsys.readouterr().out)["jobs"][0]
     assert again["steps"] > first and again["steps_this_run"] == again["steps"] - first
     assert main(["campaign", "--out-dir", str(tmp_path), "--jobs", "nope:0"]) == 2
+
+
+def test_skip_spikes_skips_exploding_steps_without_changing_the_schedule(tmp_path, data):
+    """A rare exploding gradient (chapter 9: long Omniglot drawings) is skipped, not applied; the run goes on."""
+    m = _model()
+    calls = []
+    plain = m.loss
+
+    def loss(batch, return_parts=False):  # step 20's loss is multiplied by 1e12: a gradient spike
+        calls.append(1)
+        out = plain(batch, return_parts)
+        return out * 1e12 if len(calls) == 20 else out
+
+    m.loss = loss
+    h = fit(m, data, steps=24, skip_spikes=100.0, **FAST)
+    assert h.stopped == "steps" and h.last["skipped"] == 1 and h.last["step"] == 24
+    ref = _model()
+    h2 = fit(ref, data, steps=24, **FAST)  # without the spike nothing is skipped
+    assert h2.last.get("skipped") is None
+    with pytest.raises(ValueError, match="skip_spikes must be > 1"):
+        fit(_model(), data, steps=1, skip_spikes=0.5, **FAST)
+
+
+def test_without_skip_spikes_an_infinite_gradient_still_stops_training(data):
+    from sketchode.train import TrainingDiverged
+
+    m = _model()
+    next(m.parameters()).register_hook(lambda g: g * float("inf"))  # finite loss, infinite gradient
+    with pytest.raises(TrainingDiverged, match="gradient norm"):
+        fit(m, data, steps=3, **FAST)
+    m2 = _model()
+    next(m2.parameters()).register_hook(lambda g: g * float("inf"))
+    with pytest.raises(TrainingDiverged, match="50 spikes in a row"):
+        fit(m2, data, steps=60, skip_spikes=10.0, **FAST)
