@@ -234,6 +234,8 @@ def _train(args) -> int:
         kw["period"] = auto_period(args.steps, len(train), kw.get("batch_size", 64))
     elif args.period is not None:
         kw["period"] = float(args.period)
+    if args.warmup is not None:
+        kw["warmup"] = args.warmup
     step_from = 0
     if resume:
         from sketchode.checkpoint import load_checkpoint
@@ -438,6 +440,8 @@ def main(argv: list[str] | None = None) -> int:
                          "split (0: none)")
     pt.add_argument("--checkpoint-every", type=int, default=None, metavar="STEPS",
                     help="also write the checkpoint every STEPS optimiser steps (default: every epoch)")
+    pt.add_argument("--warmup", type=int, default=None, metavar="STEPS",
+                    help="linear learning-rate warm-up over the first STEPS steps (default: the config's, else 0)")
     pt.add_argument("--skip-spikes", type=float, default=None, metavar="FACTOR",
                     help="skip updates whose gradient norm exceeds FACTOR x the recent median (or is not finite)")
     pt.add_argument("--patience", type=int, default=None,

@@ -158,18 +158,24 @@ def make_scheduler(
     period: float = 100,
     decay: float = 4.0,
     floor: float = 0.02,
+    warmup: int = 0,
 ) -> torch.optim.lr_scheduler.LambdaLR:
     """:class:`~torch.optim.lr_scheduler.LambdaLR` applying :func:`cosine_decay` per step (paper 5.1).
 
     Step it after every optimiser step; the multiplier after ``s`` steps is
-    ``cosine_decay(s / steps_per_epoch, period, decay, floor)``.
+    ``cosine_decay(s / steps_per_epoch, period, decay, floor)``, times
+    ``min(1, (s + 1) / warmup)`` during the first ``warmup`` steps (a linear
+    warm-up; 0, the paper's schedule, has none).
     """
+    if int(warmup) != warmup or warmup < 0:
+        raise ValueError(f"make_scheduler: warmup must be an integer >= 0 steps, got {warmup!r}")
     if int(steps_per_epoch) != steps_per_epoch or steps_per_epoch < 1:
         raise ValueError(f"make_scheduler: steps_per_epoch must be an integer >= 1, got {steps_per_epoch!r}")
     cosine_decay(0.0, period, decay, floor)  # validate the arguments now
 
     def factor(step: int) -> float:
-        return cosine_decay(step / steps_per_epoch, period, decay, floor)
+        ramp = min(1.0, (step + 1) / warmup) if warmup else 1.0
+        return ramp * cosine_decay(step / steps_per_epoch, period, decay, floor)
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
@@ -449,6 +455,7 @@ def fit(
     checkpoint_steps: int | None = None,
     overwrite: bool = False,
     skip_spikes: float | None = None,
+    warmup: int = 0,
     patience: int | None = None,
     progress: bool = True,
     callback: Callable[[torch.nn.Module, dict], None] | None = None,
@@ -477,6 +484,8 @@ def fit(
     weight_decay : on ``model.dynamics_parameters()`` only (5.1: ``1e-2``).
     clip : max gradient norm (5.1: ``0.01``); None disables clipping.
     period, decay, floor : of the :func:`cosine_decay` schedule, in epochs.
+    warmup : optimiser steps of linear learning-rate warm-up before the
+        schedule (:func:`make_scheduler`; 0, the paper's recipe, has none).
     augment_sigma, augment_frequency, augment_kind : augmentation of the
         training batches when ``augment_sigma > 0`` (:func:`augment_batch`):
         Perlin warps (4.6, ``"perlin"``) or point jitter (``"jitter"``).
@@ -595,7 +604,7 @@ def fit(
     optimizer = make_optimizer(model, lr=lr, weight_decay=weight_decay)
     n_train = len(data)
     steps_per_epoch = math.ceil(n_train / batch_size)
-    scheduler = make_scheduler(optimizer, steps_per_epoch, period, decay, floor)
+    scheduler = make_scheduler(optimizer, steps_per_epoch, period, decay, floor, warmup=int(warmup))
     settings = dict(
         batch_size=batch_size, seed=seed, n_train=n_train, period=float(period), decay=float(decay),
         floor=float(floor), lr=float(lr), weight_decay=float(weight_decay),
@@ -604,6 +613,8 @@ def fit(
     )  # fmt: skip
     if augment_kind != "perlin":  # only when not the default, so older checkpoints still resume
         settings["augment_kind"] = augment_kind
+    if warmup:  # likewise
+        settings["warmup"] = int(warmup)
 
     # progress of the run: restored from the checkpoint when resuming
     history = History()

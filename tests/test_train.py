@@ -462,3 +462,29 @@ def test_rnn_autoencoder_protocol(train_val):
         RNNAutoencoder(G=0)
     with pytest.raises(ValueError, match="T .* > 0"):
         RNNAutoencoder(T=0.0)
+
+
+def test_warmup_ramps_the_learning_rate_then_follows_the_schedule():
+    from sketchode.train import make_scheduler
+
+    m = torch.nn.Linear(2, 2)
+    opt = torch.optim.AdamW(m.parameters(), lr=1.0)
+    sch = make_scheduler(opt, steps_per_epoch=10, period=100, warmup=4)
+    lrs = []
+    for _ in range(6):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sch.step()
+    assert lrs[:4] == pytest.approx([0.25 * cosine_decay(0, 100), 0.5 * cosine_decay(0.1, 100),
+                                     0.75 * cosine_decay(0.2, 100), 1.0 * cosine_decay(0.3, 100)])
+    assert lrs[5] == pytest.approx(cosine_decay(0.5, 100))
+    with pytest.raises(ValueError, match="warmup"):
+        make_scheduler(opt, 10, warmup=-1)
+
+
+def test_a_changed_warmup_refuses_to_resume(tmp_path, train_val):
+    path = tmp_path / "w.pt"
+    fit(_model(), train_val[0], steps=2, checkpoint=path, warmup=5, **FAST)
+    with pytest.raises(ValueError, match="warmup"):
+        fit(_model(), train_val[0], steps=3, checkpoint=path, resume=True, **FAST)
+    fit(_model(), train_val[0], steps=3, checkpoint=path, resume=True, warmup=5, **FAST)
