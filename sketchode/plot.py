@@ -370,7 +370,9 @@ def animate(sketch_or_seq, frames: int = 60, interval: int = 40, color_by_time: 
 
     Frame ``k`` shows the drawing up to normalised time ``k / (frames - 1)``
     (segments cut at that time, so motion is smooth); ``show_pen`` marks the
-    pen position, which also travels along pen-up joins.  Use
+    pen position, which also travels along pen-up joins.  The animation's
+    very first frame is the finished drawing (what a page shows before
+    anyone presses play), then the ink is drawn from the start.  Use
     :func:`animation_html` to embed it in a notebook without ffmpeg.
     """
     import matplotlib.pyplot as plt
@@ -411,18 +413,34 @@ def animate(sketch_or_seq, frames: int = 60, interval: int = 40, color_by_time: 
             art.append(pen)
         return art
 
-    return FuncAnimation(fig, update, frames=frames, interval=interval, blit=False)
+    order = [frames - 1] + list(range(frames))  # the finished drawing first, then the drawing in time
+    return FuncAnimation(fig, update, frames=order, interval=interval, blit=False)
+
+
+#: Matplotlib's HTML animation loads Font Awesome from a CDN for its buttons; these glyphs need no network.
+_OFFLINE_ICONS = """<style>
+.anim-buttons .fa, .anim-buttons i.fa { font-style: normal; font-family: sans-serif; }
+.fa-play:before { content: "\\25B6"; } .fa-pause:before { content: "\\23F8"; }
+.fa-step-backward:before { content: "\\23EE"; } .fa-step-forward:before { content: "\\23ED"; }
+.fa-fast-backward:before { content: "\\23EA"; } .fa-fast-forward:before { content: "\\23E9"; }
+.fa-minus:before { content: "\\2212"; } .fa-plus:before { content: "+"; }
+.fa-flip-horizontal { display: inline-block; transform: scaleX(-1); }
+</style>"""
 
 
 def animation_html(anim, close: bool = True) -> str:
-    """JavaScript HTML of an animation (``anim.to_jshtml()``, no ffmpeg needed).
+    """JavaScript HTML of an animation (``anim.to_jshtml()``, no ffmpeg needed), usable offline.
 
-    Closes the animation's figure by default so a notebook does not also show
-    the static last frame.
+    Matplotlib's template links Font Awesome from a CDN for the play buttons;
+    the link is replaced by a few CSS rules drawing the same buttons with
+    Unicode glyphs, so the page needs no network.  Closes the animation's
+    figure by default so a notebook does not also show the static last frame.
     """
+    import re
+
     import matplotlib.pyplot as plt
 
-    html = anim.to_jshtml()
+    html = re.sub(r"<link[^>]*font-awesome[^>]*>", lambda m: _OFFLINE_ICONS, anim.to_jshtml())
     if close:
         plt.close(anim._fig)
     return html

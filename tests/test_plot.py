@@ -177,4 +177,25 @@ def test_animate_frames_and_html():
     assert n_seg[0] <= 1 and n_seg[-1] == 29 + 1 and np.all(np.diff(n_seg) >= 0)
     html = P.animation_html(anim)
     assert "<script" in html
-    assert html.count("data:image/png") == 5
+    assert html.count("data:image/png") == 6  # the finished drawing first, then frames 0..4
+
+
+def test_animation_opens_on_the_finished_drawing_and_needs_no_network():
+    """Issue 14: animations showed one red dot before play, and their buttons loaded Font Awesome from a CDN."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from sketchode.data import load
+    from sketchode.plot import animate, animation_html
+
+    sk = load("digits")[0].normalize()
+    anim = animate(sk, frames=5)
+    order = list(anim.new_frame_seq())
+    assert order == [4, 0, 1, 2, 3, 4]  # the finished drawing, then the drawing in time
+    anim._func(order[0])
+    full = len(anim._fig.axes[0].collections[0].get_segments())
+    anim._func(0)
+    assert full > 0 and len(anim._fig.axes[0].collections[0].get_segments()) < full
+    html = animation_html(anim)
+    assert "https://" not in html.split("<script")[0] and "font-awesome" not in html
+    assert ".fa-play:before" in html
