@@ -284,15 +284,8 @@ def test_built_site_loads_nothing_from_the_network():
         pytest.skip("no book build in _build/html (jupyter-book build -W -n --keep-going .)")
     assert (html / "_static" / "mathjax" / "tex-chtml.js").is_file()
     assert (html / "_static" / "widgets" / "embed-amd.js").is_file()
-    found = remote_assets_in(html)
-    known = {page: [a for a in assets if a == MATPLOTLIB_JSHTML_ICONS] for page, assets in found.items()}
-    other = {page: [a for a in assets if a != MATPLOTLIB_JSHTML_ICONS] for page, assets in found.items()}
-    other = {page: assets for page, assets in other.items() if assets}
-    assert not other, f"pages load from the network: {other}"
-    if any(known.values()):
-        pytest.xfail(f"stored outputs of {sorted(p for p, a in known.items() if a)} are matplotlib "
-                     "`to_jshtml()` animations, whose play buttons load Font Awesome from a CDN "
-                     "(sketchode.plot.animation_html keeps matplotlib's <link>)")
+    found = {page: assets for page, assets in remote_assets_in(html).items() if assets}
+    assert not found, f"pages load from the network: {found}"
 
 
 #: the one remote asset left in stored chapter outputs: matplotlib's JS animation template links Font Awesome 4.4
