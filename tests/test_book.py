@@ -109,3 +109,15 @@ def test_html_check_finds_raw_markdown_tables_and_latex():
     fine = ('<table><tr><td>a</td></tr></table><span class="math notranslate nohighlight">\\(x^2\\)</span>'
             '<pre>| a | b |\n|---|---|</pre><p>costs $5 and $6 a day</p>')
     assert mod.problems(fine) == []
+
+
+def test_every_chapter_starts_with_an_install_cell_that_keeps_torch():
+    """Colab and laptops: the first code cell installs the package when missing (collapsed), never torch itself."""
+    import json
+
+    for nb in sorted((ROOT / "book").glob("*.ipynb")):
+        code = [c for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code"]
+        src = "".join(code[0]["source"])
+        assert "import sketchode" in src and "%pip install" in src, nb.name
+        assert "sketchode[notebook]" in src and "torch" not in src.split("%pip install")[1], nb.name
+        assert "hide-cell" in code[0]["metadata"].get("tags", []), nb.name
