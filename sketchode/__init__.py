@@ -1,5 +1,13 @@
 """SketchODE from first principles.
 
+The front door, for a researcher::
+
+    import sketchode
+    train = sketchode.load("pendigits")               # real handwriting (or "digits", embedded)
+    model = sketchode.SketchODE(d=64, l=48, G=75)      # or MultiStrokeSketchODE, RNNAutoencoder (the baseline)
+    sketchode.fit(model, train, epochs=10)             # section 5.1's recipe
+    sketchode.evaluate(model, "pendigits")             # loss, chamfer, retrieval, recognition (chapter 9)
+
 The package behind *The SketchODE book*: a small PyTorch library for
 continuous-time neural models of drawing (Das et al., ICLR 2022).
 
@@ -38,11 +46,14 @@ Modules map to the paper's sections and the book's chapters:
 * ``sketchode.doodles``: measurements and figures of the multi-stroke model (appendix C; chapter 14)
 """
 
-__version__ = "0.1.0"
+from sketchode._version import __version__  # noqa: E402
 
 from sketchode import config  # noqa: E402,F401
-
+from sketchode.baselines import RNNAutoencoder  # noqa: E402,F401
+from sketchode.data import load  # noqa: E402,F401
+from sketchode.evaluation import evaluate_checkpoint as evaluate  # noqa: E402,F401
 from sketchode.model import SketchODE  # noqa: E402,F401
 from sketchode.multistroke import MultiStrokeSketchODE  # noqa: E402,F401
+from sketchode.train import fit  # noqa: E402,F401
 
-__all__ = ["__version__", "config", "SketchODE", "MultiStrokeSketchODE"]
+__all__ = ["__version__", "config", "SketchODE", "MultiStrokeSketchODE", "RNNAutoencoder", "load", "fit", "evaluate"]

@@ -61,7 +61,7 @@ from typing import Any
 import numpy as np
 import torch
 
-import sketchode
+from sketchode._version import __version__
 
 FORMAT = "sketchode-checkpoint"
 FORMAT_VERSION = 1
@@ -309,7 +309,7 @@ def save_checkpoint(
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "package_version": sketchode.__version__,
+        "package_version": __version__,
         "class": type(model).__name__,
         "config": _plain(dict(model.config), "model.config"),
         "state_dict": _plain(dict(model.state_dict()), "model.state_dict()"),
@@ -409,13 +409,13 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise ValueError(
             f"load_checkpoint: {path} has checkpoint format_version {version!r}, but sketchode "
-            f"{sketchode.__version__} reads format_version <= {FORMAT_VERSION}; upgrade sketchode"
+            f"{__version__} reads format_version <= {FORMAT_VERSION}; upgrade sketchode"
         )
-    theirs, ours = _major(ckpt.get("package_version", "")), _major(sketchode.__version__)
+    theirs, ours = _major(ckpt.get("package_version", "")), _major(__version__)
     if theirs is not None and ours is not None and theirs > ours:
         raise ValueError(
             f"load_checkpoint: {path} was written by sketchode {ckpt['package_version']}, a newer major "
-            f"version than this one ({sketchode.__version__}); upgrade sketchode"
+            f"version than this one ({__version__}); upgrade sketchode"
         )
     missing = [k for k in ("class", "config", "state_dict") if k not in ckpt]
     if missing:
