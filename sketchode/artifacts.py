@@ -93,11 +93,9 @@ def url_for(rel) -> str:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    from sketchode.data.datasets import _sha256_file
+
+    return _sha256_file(path)
 
 
 #: cached files whose sha256 matched the registry: (path, size, mtime_ns)

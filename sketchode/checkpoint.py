@@ -248,21 +248,29 @@ def _remove_stale_temps(path: Path) -> None:
 
 
 def atomic_save(payload, path) -> Path:
-    """``torch.save(payload)`` to ``path`` atomically: temp file in the same folder, fsync, ``os.replace``.
+    """``torch.save(payload)`` to ``path`` atomically (:func:`atomic_write`).
+
+    Used for checkpoints and for recognizers (:mod:`sketchode.recognition`).
+    """
+    return atomic_write(path, lambda f: torch.save(payload, f))
+
+
+def atomic_write(path, write, binary: bool = True) -> Path:
+    """Write ``path`` atomically: ``write(file)`` into a temp file in the same folder, fsync, ``os.replace``.
 
     A crash mid-write leaves the previous file intact and no temp file behind.
     The temp file is ``.NAME.<host>-<pid>.XXXX.tmp``; before writing, the
     temp files of earlier saves to ``path`` whose writer was killed are
-    removed (:func:`stale_temp_files`; a live writer's are kept).
-    Used for checkpoints and for recognizers (:mod:`sketchode.recognition`).
+    removed (:func:`stale_temp_files`; a live writer's are kept).  Used for
+    checkpoints, recognizers and run logs (:mod:`sketchode.runlog`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temps(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{_host_tag()}-{os.getpid()}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
+        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

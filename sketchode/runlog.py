@@ -31,7 +31,6 @@ import datetime as _dt
 import json
 import os
 import platform
-import tempfile
 import time
 from pathlib import Path
 
@@ -65,19 +64,14 @@ def hardware() -> dict:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    """``data`` as indented JSON, written atomically (:func:`sketchode.checkpoint.atomic_write`)."""
+    from sketchode.checkpoint import atomic_write
+
+    def write(f):
+        json.dump(data, f, indent=1)
+        f.write("\n")
+
+    atomic_write(path, write, binary=False)
 
 
 class RunLog:
