@@ -26,7 +26,6 @@ Whoever adds, retrains or removes a shipped file regenerates the registry::
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import sys
 import urllib.parse

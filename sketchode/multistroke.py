@@ -38,15 +38,32 @@ stroke::
   from the final state of stroke ``k`` by a Linear ``R``; inference stops at
   the first stroke with ``p(r_k = 1) > 0.5``.
 
-Batching: every solve runs over the whole batch; the only Python loop is
-over the stroke index ``k``.  Samples have different numbers of strokes: on
-a padded stroke (``stroke_mask`` false) the encoder state is kept unchanged
-(:func:`torch.where`), so ``z`` is read after each sample's *own* last stroke
-and never depends on the other samples of the batch (the authors' code pooled
-padded strokes too, so a latent depended on the rest of its batch:
-``tests/test_multistroke.py`` checks that it does not here).  Padded inputs are
-replaced by zeros before any solve, so even NaN there changes neither outputs
-nor gradients; the loss counts only real strokes and valid points.
+Batching: every solve runs over the samples of the batch that have a
+``k``-th stroke at once; the only Python loop is over the stroke index ``k``
+(the chain is sequential).  Samples have different numbers of strokes: a
+padded stroke (``stroke_mask`` false) is never solved and the encoder state
+of a sample that has no ``k``-th stroke is kept, so ``z`` is read after each
+sample's *own* last stroke and never depends on the other samples of the
+batch (the authors' code pooled padded strokes too, so a latent depended on
+the rest of its batch: ``tests/test_multistroke.py`` checks that it does not
+here).  Padded inputs never reach a solver, so even NaN there changes neither
+outputs nor gradients; the loss counts only real strokes and valid points.
+
+Speed (a training step on Quick, Draw! sheep, batch 64, one thread): the two
+chains run batched (:meth:`MultiStrokeSketchODE._encode_chain`,
+:meth:`MultiStrokeSketchODE._decode_chain`): the samples are sorted by their
+numbers of strokes, so those still drawing at stroke ``k`` are a slice; the
+splines and control derivatives of all strokes are computed at once (they do
+not depend on the chain); folded weights and the decoder's first-layer bias
+from ``z`` are built once per pass; each stroke is one fused RK4 solve
+(:mod:`sketchode.fused`).  The per-stroke loops through
+:meth:`CDEEncoder.solve` and :meth:`ODEDecoder.solve` remain as the reference
+(``fast_chain = False``, and for the reference solver); both give the same
+loss and gradients to float32 rounding (``tests/test_multistroke_speed.py``).
+What remains is arithmetic: a step of the ``sheep`` config on a batch with
+691 strokes is 73 GFLOP of matrix products (forward, backward and weight
+gradients of ``2 x 691`` RK4 solves of 29 steps), which one core cannot run
+much faster than ~150 GFLOP/s at these matrix sizes.
 
 The model follows the library's model protocol (:mod:`sketchode.train`,
 :mod:`sketchode.checkpoint`): ``config``/``from_config``, ``collate``,
@@ -60,19 +77,32 @@ from typing import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torchcde
 from torch import nn
 
 from sketchode.data.batching import collate_strokes
 from sketchode.data.sketch import T_DEFAULT, Sketch, uniform_grid
 from sketchode.decoder import ODEDecoder, check_latent
-from sketchode.dynamics import paper_hidden
-from sketchode.encoder import CDEEncoder
-from sketchode.solvers import check_grid
+from sketchode.dynamics import FoldedMLP, Periodic, paper_hidden
+from sketchode.encoder import CDEEncoder, natural_cubic_coeffs
+from sketchode.fused import rk4_mlp
+from sketchode.solvers import check_grid, stage_times
 
 __all__ = ["MultiStrokeSketchODE", "MAX_STROKES"]
 
 #: Strokes decoded at most when neither ``max_strokes`` nor the config bounds them.
 MAX_STROKES = 20
+
+
+def _fusable(mlp) -> bool:
+    """:attr:`FoldedMLP.fusable <sketchode.dynamics.FoldedMLP.fusable>` read from the modules (no weights folded)."""
+    mods = list(mlp.net)
+    kinds = []  # what follows each Linear: "periodic", "other" or None
+    for i, mod in enumerate(mods):
+        if isinstance(mod, nn.Linear):
+            nxt = mods[i + 1] if i + 1 < len(mods) and not isinstance(mods[i + 1], nn.Linear) else None
+            kinds.append(None if nxt is None else "periodic" if isinstance(nxt, Periodic) else "other")
+    return len(kinds) >= 2 and all(k == "periodic" for k in kinds[:-1]) and kinds[-1] is None
 
 
 class MultiStrokeSketchODE(nn.Module):
@@ -112,6 +142,9 @@ class MultiStrokeSketchODE(nn.Module):
 
     default_lr = 3e-3
     format = "strokes"
+    #: Batched chains (:meth:`_encode_chain`, :meth:`_decode_chain`); ``False`` runs the per-stroke
+    #: reference loops (:meth:`_encode_loop`, :meth:`_decode_loop`), same numbers, slower.
+    fast_chain = True
 
     def __init__(self, d: int = 144, l: int = 96, G: int = 30, T: float = T_DEFAULT,  # noqa: E741
                  hidden: Sequence[int] | None = None, n_hidden: int = 1, activation: str = "cos", w: float = 1.0,
@@ -276,6 +309,12 @@ class MultiStrokeSketchODE(nn.Module):
         return self._encode(batch)
 
     def _encode(self, batch) -> torch.Tensor:
+        if self._chain_fusable():
+            return self._encode_chain(batch)
+        return self._encode_loop(batch)
+
+    def _encode_loop(self, batch) -> torch.Tensor:
+        """The encoder chain stroke by stroke through :meth:`CDEEncoder.solve` (the reference for :meth:`_encode_chain`)."""
         pts, start, smask, t = batch.points, batch.start, batch.stroke_mask, batch.t
         B, K, M = pts.shape[:3]
         tt = t.expand(B, M).unsqueeze(-1)
@@ -295,6 +334,82 @@ class MultiStrokeSketchODE(nn.Module):
             g1 = self.encoder.solve(path, t, g0=g_act)[:, -1]
             g = g1 if idx.numel() == B else g.index_copy(0, idx, g1)  # the others keep their state
         return self.encoder.L_enc(g)
+
+    def _chain_fusable(self) -> bool:
+        """Whether the chains take the batched fast path (:meth:`_encode_chain`, :meth:`_decode_chain`).
+
+        Needs ``solver="fast"``, :attr:`fast_chain` and dynamics that the fused
+        RK4 solver takes (periodic hidden activations, no activation after the
+        last layer); otherwise the per-stroke loops run (same numbers).
+        """
+        if not self.fast_chain or self.config["solver"] != "fast":
+            return False
+        return _fusable(self.encoder.field.mlp) and _fusable(self.decoder.F)
+
+    @staticmethod
+    def _order(n: torch.Tensor, K: int):
+        """Samples sorted by decreasing number of strokes: ``(perm, inverse, counts)``.
+
+        In that order the samples that have a ``k``-th stroke are the first
+        ``counts[k]`` rows (a slice instead of an index), for ``k < max n``.
+        """
+        perm = torch.argsort(n, descending=True, stable=True)
+        inv = torch.argsort(perm)
+        counts = (n[:, None] > torch.arange(K, device=n.device)[None, :]).sum(0)
+        counts = [c for c in counts.tolist() if c > 0]
+        return perm, inv, counts
+
+    def _encode_chain(self, batch, order=None) -> torch.Tensor:
+        """The encoder chain with everything that does not depend on the chain computed once for all strokes.
+
+        The chain ``g_1^k -> g_0^{k+1}`` is sequential, but the strokes' splines
+        and their control derivatives ``h dX/dt`` at every RK4 stage do not
+        depend on ``g``: they are computed for all real strokes of the batch at
+        once (one knot solve, one derivative evaluation), in stroke-major order
+        of the samples sorted by their numbers of strokes, so stroke ``k`` reads
+        a contiguous block of rows.  The field's folded weights are built once
+        per pass, and each stroke is one fused RK4 solve
+        (:func:`~sketchode.fused.rk4_mlp`, the same as
+        :meth:`CDEEncoder.solve` with ``solver="fast"``).  Same numbers as
+        :meth:`_encode_loop` to rounding (``tests/test_multistroke_speed.py``).
+        """
+        pts, start, t, n = batch.points, batch.start, batch.t, batch.n_strokes
+        B, K, M = pts.shape[:3]
+        perm, inv, counts = self._order(n, K) if order is None else order
+        enc = self.encoder
+        d, C = enc.d, enc.channels
+        pts_s, start_s = pts.index_select(0, perm.to(pts.device)), start.index_select(0, perm.to(pts.device))
+        # every real stroke as a path [t, x, y], stroke-major: stroke 0 of the counts[0] samples, then stroke 1, ...
+        xy = torch.cat([pts_s[:c, k] for k, c in enumerate(counts)], 0)  # (N, M, 2)
+        path = torch.cat([t.expand(xy.shape[0], M).unsqueeze(-1), xy], -1)
+        n_steps, S = M - 1, 4 * (M - 1)
+        X = torchcde.CubicSpline(natural_cubic_coeffs(path, t), t)
+        h = (t[1:] - t[:-1]).to(path.dtype)
+        dX = X.derivative(stage_times(t).reshape(-1)).view(-1, n_steps, 4, C).permute(1, 2, 0, 3)
+        dX = (dX * h.view(n_steps, 1, 1, 1)).reshape(S, -1, C)  # (S, N, C): h dX/dt at every stage
+        f = FoldedMLP(enc.field.mlp)
+        hidden, (W, b, _, _) = f.layers[:-1], f.layers[-1]
+        Hl = W.shape[1]
+        Wr = W.view(d, C, Hl).permute(1, 2, 0).reshape(C * Hl, d)  # the last layer regrouped (see _fast_cde)
+        bT = b.view(d, C).t().contiguous()  # the last bias, contracted with each stroke's dX in the loop
+        dxs = [x.contiguous() for x in dX.split(counts, 1)]  # (S, c, C) per stroke
+        W1, b1 = hidden[0][0].contiguous(), hidden[0][1]
+        mids = [(W_.contiguous(), b_) for W_, b_, _, _ in hidden[1:]]
+        acts = [kind for *_, kind in hidden]
+        hs = [1.0] * n_steps  # the step is folded into dX
+        finals = []
+        g = None
+        for k, c in enumerate(counts):
+            if k == 0:
+                g0 = pts.new_zeros(c, d)  # g_0^1 = 0 (appendix C)
+            else:
+                g0 = self.U(torch.cat([self._norm(g[:c]), start_s[:c, k]], 1))
+            g = rk4_mlp(g0, hs, acts, b1.expand(S, c, -1), dxs[k] @ bT, W1, mids, Wr, dx=dxs[k])[-1]
+            nxt = counts[k + 1] if k + 1 < len(counts) else 0
+            if nxt < c:
+                finals.append(g[nxt:])  # the samples whose last stroke is k
+        gl = torch.cat(finals[::-1], 0)  # sorted order: the samples with the most strokes finish last
+        return enc.L_enc(gl).index_select(0, inv.to(gl.device))
 
     def decode(self, z: torch.Tensor, n_strokes=None, t: torch.Tensor | None = None,
                max_strokes: int | None = None) -> dict:
@@ -359,6 +474,68 @@ class MultiStrokeSketchODE(nn.Module):
         return dict(points=pts[:, :, keep], start=start, end_logit=logit, stroke_mask=smask, n_strokes=n)
 
     def _decode(self, z, grid, K: int, stop: bool = False, n: torch.Tensor | None = None):
+        """Run the decoder chain for ``K`` strokes on ``grid``: points, starts, end logits (see :meth:`_decode_loop`)."""
+        if n is not None and not stop and self._chain_fusable():
+            return self._decode_chain(z, grid, n)
+        return self._decode_loop(z, grid, K, stop, n)
+
+    def _decode_chain(self, z, grid, n: torch.Tensor, order=None):
+        """The decoder chain for ``n`` strokes per sample, with the per-pass work done once.
+
+        The samples are sorted by their numbers of strokes (those still drawing
+        at stroke ``k`` are the first rows), ``F``'s folded weights, its
+        first-layer bias from ``z`` and the stage times are built once, and each
+        stroke is one fused RK4 solve of the velocity
+        (:func:`~sketchode.fused.rk4_mlp`, as :meth:`ODEDecoder.solve` with
+        ``solver="fast"``); positions follow from its stages, the visible ones
+        on the whole grid and the hidden ones at ``t1`` only (the chain reads
+        no other).  Same numbers as :meth:`_decode_loop` to rounding.
+        """
+        dec = self.decoder
+        d, D, B = dec.d, dec.n, z.shape[0]
+        perm, inv, counts = self._order(n, int(n.max())) if order is None else order
+        zs = z.index_select(0, perm.to(z.device))
+        n_steps = grid.shape[0] - 1
+        S = 4 * n_steps
+        grid = grid.to(z.dtype)
+        h = grid[1:] - grid[:-1]
+        hs = h.tolist()
+        ts = stage_times(grid).reshape(-1)
+        f = FoldedMLP(dec.F, n_state=D)
+        (W1, _, _, k0), *mids, (WL, bL, _, _) = f.layers
+        W1 = W1.contiguous()
+        mids = [(m[0].contiguous(), m[1]) for m in mids]
+        acts = [k0] + [m[3] for m in f.layers[1:-1]]
+        bz = f.first_bias(torch.cat([zs.new_zeros(B, 1), zs], 1))  # (B, H): b + W_z z
+        tb = ts.view(-1, 1, 1) * f._W0_fixed_t[0]  # (S, 1, H): W_t t at every stage
+        hidden0 = dec.L_dec(zs)  # [h_0^1, h_0^1'] (stroke 1: s = s' = 0)
+        hb = h.view(-1, 1, 1)
+        pts, starts, logits = [], [], []
+        fin = None
+        for k, c in enumerate(counts):
+            hidden = hidden0 if k == 0 else self.V(self._norm(fin[:c]))  # V(A^k(t1))
+            zeros = zs.new_zeros(c, 2)
+            a0 = torch.cat([zeros, hidden[:, :d]], 1)  # visible position and velocity fixed at 0
+            v0 = torch.cat([zeros, hidden[:, d:]], 1)
+            Y, Kst = rk4_mlp(v0, hs, acts, bz[:c].unsqueeze(0) + tb, bL.expand(S, c, D), W1, mids, WL, stages=True)
+            # positions from the velocity's stages (rk4_second_order_positions), through split/unbind
+            # (one cheap backward each) rather than several slices of Y and K
+            v, v1 = Y.split([n_steps, 1])
+            k1, k2, k3 = Kst.unbind(0)
+            inc = hb * v + (hb * hb / 8) * (k1 + 2 * k2 + k3)  # (n, c, D): position increment of every step
+            inc_vis, inc_hid = inc.split([2, D - 2], -1)
+            pos = torch.cat([zeros.unsqueeze(0), torch.cumsum(inc_vis, 0)], 0)  # (G, c, 2): s(t0) = 0
+            fin = torch.cat([pos[-1], hidden[:, :d] + inc_hid.sum(0), v1[0]], 1)  # A^k(t1) = [a(t1), a'(t1)]
+            logit = self.R(self._norm(fin)).squeeze(-1)
+            pad = B - c  # the samples past their last stroke: zeros (outside the stroke mask)
+            pts.append(F.pad(pos.transpose(0, 1), (0, 0, 0, 0, 0, pad)))
+            starts.append(F.pad(self.P(hidden), (0, 0, 0, pad)))
+            logits.append(F.pad(logit, (0, pad)))
+        back = inv.to(z.device)
+        return (torch.stack(pts, 1).index_select(0, back), torch.stack(starts, 1).index_select(0, back),
+                torch.stack(logits, 1).index_select(0, back))
+
+    def _decode_loop(self, z, grid, K: int, stop: bool = False, n: torch.Tensor | None = None):
         """Run the decoder chain for ``K`` strokes on ``grid`` (starting at 0): points, starts, end logits.
 
         Only the samples still drawing are solved at each stroke: with ``n``
@@ -412,8 +589,13 @@ class MultiStrokeSketchODE(nn.Module):
 
     def _forward(self, batch) -> dict:
         grid, keep = self._check_grid(batch.t, "MultiStrokeSketchODE")
-        z = self._encode(batch)
-        pts, start, logit = self._decode(z, grid, batch.points.shape[1], n=batch.n_strokes)
+        if self._chain_fusable():
+            order = self._order(batch.n_strokes, batch.points.shape[1])
+            z = self._encode_chain(batch, order)
+            pts, start, logit = self._decode_chain(z, grid, batch.n_strokes, order)
+        else:
+            z = self._encode_loop(batch)
+            pts, start, logit = self._decode_loop(z, grid, batch.points.shape[1], n=batch.n_strokes)
         return dict(points=pts[:, :, keep], start=start, end_logit=logit, stroke_mask=batch.stroke_mask,
                     n_strokes=batch.n_strokes, z=z)
 

@@ -12,6 +12,7 @@ from conftest import make_sketch
 from sketchode.checkpoint import load_model, save_checkpoint
 from sketchode.data.sketch import Sketch, prepare
 from sketchode.data.synthetic import digits
+from sketchode import multistroke
 from sketchode.multistroke import MultiStrokeSketchODE
 from sketchode.train import fit
 
@@ -411,16 +412,27 @@ def test_only_samples_still_drawing_are_solved(monkeypatch):
     torch.manual_seed(0)
     m = MultiStrokeSketchODE(d=12, l=6, G=8)
     b = m.collate(sk)
-    sizes = []
-    real_solve = type(m.decoder).solve
+    for fast in (True, False):  # the batched chains and the per-stroke reference loops
+        m.fast_chain = fast
+        sizes = []
+        real_solve = type(m.decoder).solve
+        real_fused = multistroke.rk4_mlp
 
-    def counting(self, z, *a, **kw):
-        sizes.append(z.shape[0])
-        return real_solve(self, z, *a, **kw)
+        def counting(self, z, *a, **kw):
+            sizes.append(z.shape[0])
+            return real_solve(self, z, *a, **kw)
 
-    monkeypatch.setattr(type(m.decoder), "solve", counting)
-    loss = m.loss(b)
-    assert sizes == [4, 3, 2, 2, 1, 1]  # samples with at least 1, 2, ... 6 strokes
+        def counting_fused(y0, *a, **kw):
+            if y0.shape[1] == m.decoder.n:  # the decoder's velocity (the encoder's state has d values)
+                sizes.append(y0.shape[0])
+            return real_fused(y0, *a, **kw)
+
+        monkeypatch.setattr(type(m.decoder), "solve", counting)
+        monkeypatch.setattr(multistroke, "rk4_mlp", counting_fused)
+        loss = m.loss(b)
+        assert sizes == [4, 3, 2, 2, 1, 1]  # samples with at least 1, 2, ... 6 strokes
+        monkeypatch.undo()
+    m.fast_chain = True
     grads = torch.autograd.grad(loss, list(m.parameters()), allow_unused=True)
     # each sample alone gives the same z and the same per-stroke points as in the batch
     out = m(b)

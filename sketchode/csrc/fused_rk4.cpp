@@ -19,17 +19,33 @@
 //   (at::parallel_for): samples are independent in the stage loop, and these
 //   matrices are too small for the BLAS to use two cores on its own.
 //
+// * the products are all "A @ B" with B stored (k x n) (transposed copies of
+//   the weights are made once per call): MKL's kernels for them are 15-40 %
+//   faster at these shapes than its "A @ B^T" ones;
+// * the weight gradients are summed inside the backward loop, one RK4 step
+//   at a time while its stage gradients are in cache (the Python loops make
+//   one product over all stages after the loop), so the controlled form keeps
+//   no outer products dX (x) z_L between forward and backward;
+// * subnormal numbers are flushed to zero (FlushSubnormals): gradients that
+//   travel back through a long chain of strokes reach that range.
+//
 // Results agree with the Python loops to rounding (tests/test_fused_cpp.py).
-// The weight gradients (a few large matrix products over all stages) stay in
-// Python, where the BLAS parallelises them well.
 
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <type_traits>
 #include <vector>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#define SKETCHODE_HAVE_MXCSR 1
+#endif
 
 using at::Tensor;
 
@@ -43,6 +59,27 @@ void dgemm_(const char*, const char*, const int*, const int*, const int*, const 
 }
 
 namespace {
+
+// Subnormal numbers (|x| < 1.2e-38 in float32) flushed to zero on this thread while the object lives
+// (the SSE/AVX flags FTZ and DAZ, restored by the destructor).  Gradients that travel back through a
+// long chain of strokes shrink geometrically and reach the subnormal range: on Quick, Draw! sheep
+// (45 strokes) the first strokes' backward then met ~20 000 subnormal operands, which every x86 core
+// handles by a microcode assist, and took 3.5x as long (40 ms instead of 12 ms at B = 64).  Flushing
+// moves each operand or result by less than 1.2e-38 (results: by sums of such amounts, tested
+// against the unflushed loops in tests/test_multistroke_speed.py).  No-op off x86-64.
+struct FlushSubnormals {
+#ifdef SKETCHODE_HAVE_MXCSR
+  unsigned int old;
+  explicit FlushSubnormals(bool on = true) : old(_mm_getcsr()) {
+    if (on) _mm_setcsr(old | 0x8040u);  // FTZ (bit 15) | DAZ (bit 6)
+  }
+  ~FlushSubnormals() { _mm_setcsr(old); }
+#else
+  explicit FlushSubnormals(bool = true) {}
+#endif
+};
+
+bool g_flush = true;  // tests switch it off to compare
 
 template <typename T>
 void blas(char ta, char tb, int m, int n, int k, T alpha, const T* a, int lda, const T* b, int ldb, T beta, T* c,
@@ -90,6 +127,54 @@ void gemm(bool trans_b, int64_t m, int64_t n, int64_t k, const T* A, int64_t lda
     c.mul_(beta);
   c.addmm_(a, b);
 }
+
+// Row-major C (m x n, ldc) = beta C + A^T B, with A stored (k x m, lda) and B (k x n, ldb): the weight
+// gradients' products, which sum over k = rows (stages x samples).
+template <typename T>
+void gemm_tn(int64_t m, int64_t n, int64_t k, const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C,
+             int64_t ldc) {
+  if (have_blas<T>()) {
+    // column-major view: C^T (n x m) = B^T A, B^T being B as stored and A the transpose of A as stored
+    blas<T>('N', 'T', (int)n, (int)m, (int)k, T(1), B, (int)ldb, A, (int)lda, beta, C, (int)ldc);
+    return;
+  }
+  auto opts = at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
+  Tensor a = at::from_blob(const_cast<T*>(A), {k, m}, {lda, 1}, opts);
+  Tensor b = at::from_blob(const_cast<T*>(B), {k, n}, {ldb, 1}, opts);
+  Tensor c = at::from_blob(C, {m, n}, {ldc, 1}, opts);
+  if (beta == T(0))
+    c.zero_();
+  else
+    c.mul_(beta);
+  c.addmm_(a.t(), b);
+}
+
+// One weight gradient P^T Q (P: rows x m, Q: rows x n) accumulated over blocks of rows.  It is kept as
+// (Q^T P) (n x m) when n < m: the BLAS runs these products faster with the smaller side as the result's
+// rows (with MKL on one thread: 1.2x for 173 x 146, even for 173 x 144).
+template <typename T>
+struct WeightGrad {
+  int64_t m = 0, n = 0;
+  bool flip = false;
+  std::vector<T> acc;
+  void init(int64_t m_, int64_t n_) {
+    m = m_, n = n_, flip = n < m;
+    acc.assign(m * n, T(0));
+  }
+  void add(const T* P, int64_t ldp, const T* Q, int64_t ldq, int64_t rows) {
+    if (flip)
+      gemm_tn<T>(n, m, rows, Q, ldq, P, ldp, T(1), acc.data(), m);
+    else
+      gemm_tn<T>(m, n, rows, P, ldp, Q, ldq, T(1), acc.data(), n);
+  }
+  void write_to(T* out, bool first) const {  // out (m x n) row-major: = (first) or += this block's sum
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        const T v = flip ? acc[j * m + i] : acc[i * n + j];
+        out[i * n + j] = first ? v : out[i * n + j] + v;
+      }
+  }
+};
 
 // a (S, B, F) tensor read row by row: element [s, r, f] at s * st0 + r * st1 + f (last stride 1)
 template <typename T>
@@ -195,18 +280,23 @@ void forward_impl(const std::vector<double>& hs, const std::vector<bool>& is_cos
   const int64_t HL = H.back();
   auto opts = y0.options();
   Rows3<T> b1(bias1), ob(out_bias);
-  const T* w1 = W1.data_ptr<T>();
-  const T* wl = Wlast.data_ptr<T>();
+  // every per-stage product is row-major A @ B with B stored (k x n) ("NN"): MKL's NN kernels are
+  // 15-40 % faster than its A @ B^T ("NT") ones at these shapes, so transposed copies are made once
+  const Tensor W1t = W1.t().contiguous();  // (D, H_0)
+  const Tensor Wlt = controlled ? Wlast : Wlast.t().contiguous();  // (C H_L, D) or (H_L, D)
+  std::vector<Tensor> midt;
+  for (int64_t j = 0; j + 1 < L; ++j) midt.push_back(mids[2 * j].t().contiguous());  // (H_{j}, H_{j+1})
+  const T* w1 = W1t.data_ptr<T>();
+  const T* wl = Wlt.data_ptr<T>();
   const T* dxp = controlled ? dx.data_ptr<T>() : nullptr;
   std::vector<const T*> mw, mb;
   for (int64_t j = 0; j + 1 < L; ++j) {
-    mw.push_back(mids[2 * j].data_ptr<T>());
+    mw.push_back(midt[j].data_ptr<T>());
     mb.push_back(mids[2 * j + 1].data_ptr<T>());
   }
   T* Xp = X.data_ptr<T>();
   T* Yp = Y.data_ptr<T>();
   T* Kp = stages ? K.data_ptr<T>() : nullptr;
-  T* Op = (controlled && grad) ? O.data_ptr<T>() : nullptr;
   std::vector<T*> Zp, Dp;
   for (int64_t j = 0; j < L; ++j) {
     Zp.push_back(Z[j].data_ptr<T>());
@@ -216,29 +306,30 @@ void forward_impl(const std::vector<double>& hs, const std::vector<bool>& is_cos
 
   at::parallel_for(0, B, grain(B), [&](int64_t b0, int64_t b1r) {
     at::AutoDispatchBelowADInplaceOrView below_autograd;  // thread-local: each worker skips autograd itself
+    FlushSubnormals ftz(g_flush);  // thread-local as well
     const int64_t nb = b1r - b0;
     std::vector<Act> act(L);
     for (int64_t j = 0; j < L; ++j) act[j].init(nb, H[j], opts);
-    std::vector<T> outer(controlled && !grad ? nb * C * HL : 0);
+    std::vector<T> outer(controlled ? nb * C * HL : 0);  // one stage's outer products (the backward rebuilds them)
     std::vector<T> own(stages ? 0 : 3 * nb * D), k4(nb * D);
     auto at_stage = [&](T* base, int64_t s, int64_t F) { return base + (s * B + b0) * F; };
 
     auto f = [&](int64_t s, T* out) {  // the field at stage s (input already in X[s]) into out (nb x D)
       T* a = act[0].a.template data_ptr<T>();
       copy_rows(b1, s, b0, nb, H[0], a);
-      gemm<T>(true, nb, H[0], D, at_stage(Xp, s, D), D, w1, D, T(1), a, H[0]);
+      gemm<T>(false, nb, H[0], D, at_stage(Xp, s, D), D, w1, H[0], T(1), a, H[0]);
       act[0].apply<T>(is_cos[0], at_stage(Zp[0], s, H[0]), grad ? at_stage(Dp[0], s, H[0]) : nullptr);
       for (int64_t j = 1; j < L; ++j) {
         T* aj = act[j].a.template data_ptr<T>();
         for (int64_t r = 0; r < nb; ++r) std::memcpy(aj + r * H[j], mb[j - 1], H[j] * sizeof(T));
-        gemm<T>(true, nb, H[j], H[j - 1], at_stage(Zp[j - 1], s, H[j - 1]), H[j - 1], mw[j - 1], H[j - 1], T(1), aj,
+        gemm<T>(false, nb, H[j], H[j - 1], at_stage(Zp[j - 1], s, H[j - 1]), H[j - 1], mw[j - 1], H[j], T(1), aj,
                 H[j]);
         act[j].apply<T>(is_cos[j], at_stage(Zp[j], s, H[j]), grad ? at_stage(Dp[j], s, H[j]) : nullptr);
       }
       const T* z = at_stage(Zp[L - 1], s, HL);
       copy_rows(ob, s, b0, nb, D, out);
       if (controlled) {
-        T* o = grad ? Op + (s * B + b0) * C * HL : outer.data();
+        T* o = outer.data();
         const T* dxs = dxp + (s * B + b0) * C;
         for (int64_t r = 0; r < nb; ++r)
           for (int64_t c = 0; c < C; ++c) {
@@ -249,7 +340,7 @@ void forward_impl(const std::vector<double>& hs, const std::vector<bool>& is_cos
           }
         gemm<T>(false, nb, D, C * HL, o, C * HL, wl, D, T(1), out, D);  // (nb, C H) @ (C H, D)
       } else {
-        gemm<T>(true, nb, D, HL, z, HL, wl, HL, T(1), out, D);  // (nb, H) @ (D, H)^T
+        gemm<T>(false, nb, D, HL, z, HL, wl, D, T(1), out, D);  // (nb, H) @ (H, D)
       }
     };
 
@@ -283,8 +374,8 @@ void forward_impl(const std::vector<double>& hs, const std::vector<bool>& is_cos
 template <typename T>
 void backward_impl(const std::vector<double>& hs, const std::vector<bool>& is_cos, const Tensor& gY,
                    const Tensor& gK, const Tensor& dx, const Tensor& W1, const std::vector<Tensor>& midW,
-                   const Tensor& Wlast, const std::vector<Tensor>& Dr, Tensor& a_all, Tensor& GO,
-                   std::vector<Tensor>& GA) {
+                   const Tensor& Wlast, const std::vector<Tensor>& Dr, const Tensor& X, const std::vector<Tensor>& Z,
+                   Tensor& a_all, Tensor& GO, std::vector<Tensor>& GA, std::vector<Tensor>& WG) {
   const int64_t L = (int64_t)is_cos.size(), n = (int64_t)hs.size();
   const int64_t B = gY.size(1), D = gY.size(2);
   const bool controlled = dx.defined();
@@ -293,7 +384,8 @@ void backward_impl(const std::vector<double>& hs, const std::vector<bool>& is_co
   for (auto& d : Dr) H.push_back(d.size(2));
   const int64_t HL = H.back();
   const T* w1 = W1.data_ptr<T>();
-  const T* wl = Wlast.data_ptr<T>();
+  const Tensor Wlt = controlled ? Wlast.t().contiguous() : Wlast;  // (D, C H_L) for an NN product
+  const T* wl = Wlt.data_ptr<T>();
   const T* dxp = controlled ? dx.data_ptr<T>() : nullptr;
   const T* gYp = gY.data_ptr<T>();
   const T* gKp = gK.defined() ? gK.data_ptr<T>() : nullptr;
@@ -304,21 +396,81 @@ void backward_impl(const std::vector<double>& hs, const std::vector<bool>& is_co
   std::vector<T*> GAp;
   for (auto& g : GA) GAp.push_back(g.data_ptr<T>());
   T* Ap = a_all.data_ptr<T>();
+  const T* Xp = X.data_ptr<T>();
+  std::vector<const T*> Zp;
+  for (auto& z : Z) Zp.push_back(z.data_ptr<T>());
+
+  // The weight gradients are summed inside the loop, one RK4 step (4 stages) at a time, while that
+  // step's stage gradients are still in cache (they used to be one product over all stages after the
+  // loop, reading every buffer back from memory, and the controlled form kept the outer products
+  // dX (x) z_L of every stage for it: now each step's are rebuilt in a small scratch block).
+  // Each block of rows sums its own; the blocks are added in row order after the loop.
+  struct Block {
+    WeightGrad<T> first, last;
+    std::vector<WeightGrad<T>> mids;
+    std::vector<std::vector<T>> mid_bias;
+  };
+  std::mutex blocks_mutex;
+  std::map<int64_t, Block> blocks;
 
   at::parallel_for(0, B, grain(B), [&](int64_t b0, int64_t b1r) {
     at::AutoDispatchBelowADInplaceOrView below_autograd;
+    FlushSubnormals ftz(g_flush);
     const int64_t nb = b1r - b0, m = nb * D;
     std::vector<std::vector<T>> gz(L);
     for (int64_t j = 0; j < L; ++j) gz[j].resize(nb * H[j]);
     std::vector<T> gCH(controlled ? nb * C * HL : 0), gu(m);
     T* a = Ap + b0 * D;
     auto at_stage = [&](auto* base, int64_t s, int64_t F) { return base + (s * B + b0) * F; };
+    // When this block is the whole batch, the rows of consecutive stages are contiguous: the products
+    // then cover whole steps, enough of them for >= 256 rows (small batches: several steps at once,
+    // else the accumulators' traffic would dominate).  A block of a larger batch sums stage by stage.
+    const int64_t per = nb == B ? 4 * std::min<int64_t>(n, std::max<int64_t>(1, (256 + 4 * nb - 1) / (4 * nb))) : 1;
+    Block wg;
+    wg.first.init(H[0], D);
+    for (int64_t j = 1; j < L; ++j) {
+      wg.mids.emplace_back();
+      wg.mids.back().init(H[j], H[j - 1]);
+      wg.mid_bias.emplace_back(H[j], T(0));
+    }
+    if (controlled)
+      wg.last.init(C * HL, D);
+    else
+      wg.last.init(D, HL);
+    std::vector<T> outer(controlled ? per * nb * C * HL : 0);
+    auto accumulate = [&](int64_t s0, int64_t stages) {  // stages s0 .. s0 + stages - 1: contiguous rows
+      const int64_t rows = stages * nb;
+      wg.first.add(at_stage(GAp[0], s0, H[0]), H[0], at_stage(Xp, s0, D), D, rows);  // GA_0^T X
+      for (int64_t j = 1; j < L; ++j) {
+        const T* ga = at_stage(GAp[j], s0, H[j]);
+        wg.mids[j - 1].add(ga, H[j], at_stage(Zp[j - 1], s0, H[j - 1]), H[j - 1], rows);  // GA_j^T Z_{j-1}
+        T* gb = wg.mid_bias[j - 1].data();
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t h = 0; h < H[j]; ++h) gb[h] += ga[r * H[j] + h];
+      }
+      const T* go = at_stage(GOp, s0, D);
+      const T* z = at_stage(Zp[L - 1], s0, HL);
+      if (controlled) {  // O^T GO with O = dX (x) z_L, rebuilt for these rows
+        const T* dxs = at_stage(dxp, s0, C);
+        T* o = outer.data();
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t c = 0; c < C; ++c) {
+            const T v = dxs[r * C + c];
+            T* orow = o + (r * C + c) * HL;
+            const T* zr = z + r * HL;
+            for (int64_t h = 0; h < HL; ++h) orow[h] = v * zr[h];
+          }
+        wg.last.add(o, C * HL, go, D, rows);
+      } else {
+        wg.last.add(go, D, z, HL, rows);  // GO^T z_L
+      }
+    };
 
     auto fb = [&](int64_t s) {  // gradient wrt the stage input into gu, given GO[s]
       const T* g = at_stage(GOp, s, D);
       T* zL = gz[L - 1].data();
       if (controlled) {
-        gemm<T>(true, nb, C * HL, D, g, D, wl, D, T(0), gCH.data(), C * HL);  // (nb, D) @ (C H, D)^T
+        gemm<T>(false, nb, C * HL, D, g, D, wl, C * HL, T(0), gCH.data(), C * HL);  // (nb, D) @ (D, C H)
         const T* dxs = at_stage(dxp, s, C);
         for (int64_t r = 0; r < nb; ++r) {
           T* zr = zL + r * HL;
@@ -347,6 +499,7 @@ void backward_impl(const std::vector<double>& hs, const std::vector<bool>& is_co
       gemm<T>(false, nb, D, H[0], at_stage(GAp[0], s, H[0]), H[0], w1, D, T(0), gu.data(), D);
     };
 
+    int64_t pending_end = n;  // steps [i, pending_end) have final stage gradients not yet summed
     for (int64_t i = n - 1; i >= 0; --i) {
       const T h = (T)hs[i], h3 = (T)(hs[i] / 3), h8 = (T)(hs[i] / 8), h38 = (T)(3 * hs[i] / 8);
       const int64_t s = 4 * i;
@@ -393,8 +546,30 @@ void backward_impl(const std::vector<double>& hs, const std::vector<bool>& is_co
       }
       fb(s);
       for (int64_t e = 0; e < m; ++e) a[e] += gu[e];
+      // the stage gradients of this step are final: sum the pending ones into the weight gradients
+      if (per == 1) {
+        for (int64_t q = 0; q < 4; ++q) accumulate(s + q, 1);
+      } else if (4 * pending_end - s >= per || i == 0) {
+        accumulate(s, 4 * pending_end - s);
+        pending_end = i;
+      }
     }
+    std::lock_guard<std::mutex> lock(blocks_mutex);
+    blocks.emplace(b0, std::move(wg));
   });
+  // the blocks' sums, added in row order (the same result on any number of threads up to rounding)
+  bool first = true;
+  for (auto& kv : blocks) {
+    Block& wg = kv.second;
+    wg.first.write_to(WG[0].data_ptr<T>(), first);
+    for (int64_t j = 1; j < L; ++j) {
+      wg.mids[j - 1].write_to(WG[2 * j - 1].data_ptr<T>(), first);
+      T* gb = WG[2 * j].data_ptr<T>();
+      for (int64_t h = 0; h < H[j]; ++h) gb[h] = first ? wg.mid_bias[j - 1][h] : gb[h] + wg.mid_bias[j - 1][h];
+    }
+    wg.last.write_to(WG.back().data_ptr<T>(), first);
+    first = false;
+  }
 }
 
 void check_dense(const Tensor& t, const char* what) {
@@ -432,7 +607,7 @@ std::vector<Tensor> forward(const std::vector<double>& hs, const std::vector<boo
   Tensor Y = at::empty({n + 1, B, D}, opts);
   Tensor K = stages ? at::empty({3, n, B, D}, opts) : Tensor();
   // the outer products dX (x) z_L of every stage, kept for the last weight's gradient
-  Tensor O = (controlled && grad) ? at::empty({S, B, dx.size(2), H.back()}, opts) : Tensor();
+  Tensor O;  // the outer products are not kept: the backward loop rebuilds them block by block
   AT_DISPATCH_FLOATING_TYPES(y0.scalar_type(), "fused_rk4_forward", [&] {
     forward_impl<scalar_t>(hs, is_cos, stages, grad, y0, bias1, out_bias, dx, W1, mids, Wlast, X, Z, Dr, Y, K, O);
   });
@@ -442,28 +617,47 @@ std::vector<Tensor> forward(const std::vector<double>& hs, const std::vector<boo
   return out;
 }
 
-// Backward loop.  Returns [a (gradient wrt y0), GO (S, B, D), GA_0..GA_{L-1}].
+// Backward loop.  Returns [a (gradient wrt y0), GO (S, B, D), GA_0..GA_{L-1}, gW1, gW_1, gb_1, ..., gWlast]:
+// the weight gradients (summed inside the loop) in the layout of the weights (W1 (H_0, D), hidden
+// layers (H_j, H_{j-1}) and (H_j), Wlast (C H_L, D) or (D, H_L)).  X and Z are the forward's.
 std::vector<Tensor> backward(const std::vector<double>& hs, const std::vector<bool>& is_cos, const Tensor& gY_,
                              const c10::optional<Tensor>& gK_opt, const c10::optional<Tensor>& dx_opt,
                              const Tensor& W1, const std::vector<Tensor>& midW, const Tensor& Wlast,
-                             const std::vector<Tensor>& Dr) {
+                             const std::vector<Tensor>& Dr, const Tensor& X, const std::vector<Tensor>& Z) {
   at::AutoDispatchBelowADInplaceOrView below_autograd;
-  const int64_t n = (int64_t)hs.size();
+  const int64_t n = (int64_t)hs.size(), L = (int64_t)is_cos.size();
   Tensor gY = gY_.contiguous();
   const int64_t S = 4 * n, B = gY.size(1), D = gY.size(2);
   Tensor gK = (gK_opt.has_value() && gK_opt->defined()) ? gK_opt->contiguous() : Tensor();
   Tensor dx = (dx_opt.has_value() && dx_opt->defined()) ? dx_opt->contiguous() : Tensor();
   for (auto& d : Dr) check_dense(d, "a saved derivative");
-  Tensor GO = at::empty({S, B, D}, gY.options());
+  check_dense(X, "a saved stage input");
+  for (auto& z : Z) check_dense(z, "a saved activation");
+  TORCH_CHECK((int64_t)Z.size() == L && (int64_t)Dr.size() == L, "fused_rk4: one activation per hidden layer");
+  auto opts = gY.options();
+  Tensor GO = at::empty({S, B, D}, opts);
   std::vector<Tensor> GA;
   for (auto& d : Dr) GA.push_back(at::empty_like(d));
+  std::vector<Tensor> WG{at::empty_like(W1)};
+  for (int64_t j = 1; j < L; ++j) {
+    WG.push_back(at::empty_like(midW[j - 1]));
+    WG.push_back(at::empty({midW[j - 1].size(0)}, opts));
+  }
+  WG.push_back(at::empty_like(Wlast));
   Tensor a_all = gY[n].clone();
   AT_DISPATCH_FLOATING_TYPES(gY.scalar_type(), "fused_rk4_backward", [&] {
-    backward_impl<scalar_t>(hs, is_cos, gY, gK, dx, W1, midW, Wlast, Dr, a_all, GO, GA);
+    backward_impl<scalar_t>(hs, is_cos, gY, gK, dx, W1, midW, Wlast, Dr, X, Z, a_all, GO, GA, WG);
   });
   std::vector<Tensor> out{a_all, GO};
   for (auto& g : GA) out.push_back(g);
+  for (auto& w : WG) out.push_back(w);
   return out;
+}
+
+bool set_flush(bool on) {
+  const bool old = g_flush;
+  g_flush = on;
+  return old;
 }
 
 bool uses_blas() { return g_use_blas && sgemm_ != nullptr && dgemm_ != nullptr; }
@@ -487,5 +681,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("backward", &backward, "fused RK4 backward loop (see sketchode/fused.py)");
   m.def("uses_blas", &uses_blas, "whether products call the BLAS directly (else through torch)");
   m.def("sincos", &sincos_float, "sin and cos of a float tensor by the loops' kernel, and whether some input was out of range");
+  m.def("set_flush", &set_flush, "flush subnormals to zero in the loops (True, default); returns the old value");
   m.def("set_use_blas", &set_use_blas, "call the BLAS directly (True) or go through torch (False); returns the old value");
 }
