@@ -328,16 +328,19 @@ def plot_data_efficiency(records, ax=None, paper_note: bool = True):
     """Figure 5 (right): test loss against the fraction of training data, mean and spread over seeds per model."""
     import matplotlib.pyplot as plt
 
+    from sketchode.plot import model_color
+
     if ax is None:
         _, ax = plt.subplots(figsize=(4.8, 3.4))
     rows = summarize(records, by=("model", "fraction"))
     for model in sorted({r["model"] for r in rows}):
         mine = sorted((r for r in rows if r["model"] == model), key=lambda r: r["fraction"])
         f = [100 * r["fraction"] for r in mine]
-        ax.errorbar(f, [r["mean"] for r in mine], yerr=[r["std"] for r in mine], marker="o", capsize=3, label=model)
+        eb = ax.errorbar(f, [r["mean"] for r in mine], yerr=[r["std"] for r in mine], marker="o", capsize=3,
+                         label=model, color=model_color(model))
         # every seed as a faint dot: three seeds are few, show them all
         pts = [(100 * rec["fraction"], rec["test"]["total"]) for rec in records if rec.get("tags", {}).get("model") == model]
-        ax.plot(*zip(*pts), ".", alpha=0.35, color=ax.lines[-1].get_color())
+        ax.plot(*zip(*pts), ".", alpha=0.35, color=eb.lines[0].get_color())
     ax.set_xlabel("training data used (%)")
     ax.set_ylabel("test loss (eq. 5)")
     ax.set_xticks([10, 25, 50, 100])
@@ -399,6 +402,8 @@ def plot_reconstruction(records, metric: str = "chamfer", ax=None, datasets=None
     """Chapter 9: one metric per dataset for both models, mean and spread over seeds, every seed as a dot."""
     import matplotlib.pyplot as plt
 
+    from sketchode.plot import model_color
+
     if ax is None:
         _, ax = plt.subplots(figsize=(5.2, 3.2))
     table = reconstruction_table(records, (metric,))
@@ -415,7 +420,7 @@ def plot_reconstruction(records, metric: str = "chamfer", ax=None, datasets=None
             vals = [_get(r, RECONSTRUCTION_METRICS[metric]) for r in records
                     if r.get("tags", {}).get("dataset") == ds and r.get("tags", {}).get("model") == m]
             ax.plot([x] * len(vals), vals, "k.", alpha=0.6)
-        ax.bar(xs, means, width=width * 0.95, yerr=sds, capsize=3, alpha=0.7, label=m)
+        ax.bar(xs, means, width=width * 0.95, yerr=sds, capsize=3, alpha=0.7, label=m, color=model_color(m))
     ax.set_xticks(range(len(datasets)), datasets)
     ax.set_ylabel(metric)
     ax.legend(fontsize=8)

@@ -314,7 +314,7 @@ class MultiStrokeSketchODE(nn.Module):
         return self._encode_loop(batch)
 
     def _encode_loop(self, batch) -> torch.Tensor:
-        """The encoder chain stroke by stroke through :meth:`CDEEncoder.solve` (the reference for :meth:`_encode_chain`)."""
+        """The encoder chain stroke by stroke through :meth:`CDEEncoder.solve` (reference of :meth:`_encode_chain`)."""
         pts, start, smask, t = batch.points, batch.start, batch.stroke_mask, batch.t
         B, K, M = pts.shape[:3]
         tt = t.expand(B, M).unsqueeze(-1)
@@ -474,7 +474,7 @@ class MultiStrokeSketchODE(nn.Module):
         return dict(points=pts[:, :, keep], start=start, end_logit=logit, stroke_mask=smask, n_strokes=n)
 
     def _decode(self, z, grid, K: int, stop: bool = False, n: torch.Tensor | None = None):
-        """Run the decoder chain for ``K`` strokes on ``grid``: points, starts, end logits (see :meth:`_decode_loop`)."""
+        """The decoder chain for ``K`` strokes on ``grid``: points, starts, end logits (see :meth:`_decode_loop`)."""
         if n is not None and not stop and self._chain_fusable():
             return self._decode_chain(z, grid, n)
         return self._decode_loop(z, grid, K, stop, n)

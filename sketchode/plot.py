@@ -446,7 +446,24 @@ def animation_html(anim, close: bool = True) -> str:
     return html
 
 
+#: One colour per model in every chapter's figures: SketchODE blue, the LSTM baseline red.
+MODEL_COLORS = {"SketchODE": "C0", "LSTM": "C3"}
+
+
+def model_color(name: str) -> str | None:
+    """The colour of a model's curves (:data:`MODEL_COLORS`), from a label such as ``"LSTM-LSTM"`` or
+    ``"sketchode-f0.10"``; None for a label that names neither model."""
+    low = str(name).lower()
+    if "lstm" in low or "rnn" in low:
+        return MODEL_COLORS["LSTM"]
+    if "sketchode" in low or low == "ode":
+        return MODEL_COLORS["SketchODE"]
+    return None
+
+
 __all__ = [
+    "MODEL_COLORS",
+    "model_color",
     "plot_sketch",
     "plot_grid",
     "rasterize",

@@ -199,3 +199,11 @@ def test_animation_opens_on_the_finished_drawing_and_needs_no_network():
     html = animation_html(anim)
     assert "https://" not in html.split("<script")[0] and "font-awesome" not in html
     assert ".fa-play:before" in html
+
+
+def test_one_colour_per_model_across_chapters():
+    from sketchode.plot import MODEL_COLORS, model_color
+
+    assert model_color("SketchODE") == model_color("sketchode-f0.10-s1") == MODEL_COLORS["SketchODE"]
+    assert model_color("LSTM-LSTM") == model_color("digits-rnn") == model_color("LSTM") == MODEL_COLORS["LSTM"]
+    assert MODEL_COLORS["SketchODE"] != MODEL_COLORS["LSTM"] and model_color("tanh") is None
