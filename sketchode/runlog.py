@@ -63,6 +63,12 @@ def hardware() -> dict:
     return out
 
 
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 def _write_json(path: Path, data: dict) -> None:
     """``data`` as indented JSON, written atomically (:func:`sketchode.checkpoint.atomic_write`)."""
     from sketchode.checkpoint import atomic_write
@@ -122,7 +128,7 @@ class RunLog:
         wall = time.perf_counter() - self._wall0
         c = self.command
         c["cpu_s"], c["wall_s"] = round(cpu, 2), round(wall, 2)
-        c["hardware"]["threads"] = hardware()["threads"]
+        c["hardware"]["threads"] = _threads()
         step = record.get("step")
         if step is not None:
             c["step_to"] = int(step)
