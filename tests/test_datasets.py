@@ -370,3 +370,16 @@ def test_registry_and_available(tmp_path):
     assert "quickdraw-raw/face" in local and "sheep" not in local and "quickdraw-raw/cat" not in local
     assert D.files_for("omniglot-strokes") == ["omniglot-strokes/strokes_background_small1.zip",
                                                "omniglot-strokes/strokes_background_small2.zip"]
+
+
+def test_three_way_split_keeps_test_and_carves_valid_from_train():
+    """omniglot-strokes' valid split (added for early stopping) comes out of the train side only: the test side is
+    the same as the two-way split's, the three parts are disjoint and cover everything, valid is about 8 %."""
+    from sketchode.data.sketch import Sketch
+    items = [Sketch(np.zeros((3, 3), np.float32), key=f"k{i}") for i in range(4000)]
+    parts = {w: D._three_way(items, w, D.OMNIGLOT_VALID) for w in ("train", "valid", "test")}
+    keys = {w: {s.key for s in p} for w, p in parts.items()}
+    assert keys["test"] == {s.key for s in D.split(items, "test")}
+    assert keys["train"] | keys["valid"] == {s.key for s in D.split(items, "train")}
+    assert not keys["train"] & keys["valid"]
+    assert 0.06 < len(keys["valid"]) / len(items) < 0.10

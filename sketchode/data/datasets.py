@@ -16,8 +16,9 @@ name                        what (file under the data root)                     
 ``quickdraw/<cat>``         official sketch-rnn npz (``quickdraw/<cat>.npz``)      train/valid/test/all
 ``sheep``                   Aaron Koblin's sheep (``sketchrnn/aaron_sheep.npz``)   train/valid/test/all
 ``omniglot``                sketch-rnn Omniglot (``sketchrnn/omniglot.npz``)       train/valid/test/all
-``omniglot-strokes``        Omniglot pen strokes with timing (both                 train/test/all
-                            ``omniglot-strokes/strokes_background_small{1,2}.zip``)
+``omniglot-strokes``        Omniglot pen strokes with timing (both                 train/valid/test/all
+                            ``omniglot-strokes/strokes_background_small{1,2}.zip``);
+                            valid is the last tenth of the 80 % train side
 ``didi``                    DiDi diagrams (``didi/diagrams_wo_text_20200131.ndjson``  the file's own
                             or ``didi/diagrams_20200131.ndjson``; no download)      ``split`` field
 ``vectormnist``             the authors' VectorMNIST (folder ``vectormnist/``;      train/test/all
@@ -107,6 +108,8 @@ PENDIGITS_ZIP = "pendigits/pen+based+recognition+of+handwritten+digits.zip"
 _ARCHIVE_MEMBERS = {rel: (PENDIGITS_ZIP, formats.PENDIGITS_ZIP_URL, rel.split("/")[-1]) for rel in PENDIGITS_FILES}
 #: Share of the official pen-digits training file held out for validation (by key hash).
 PENDIGITS_VALID = 0.1
+#: Share of the omniglot-strokes train side (80 % by key hash) held out for validation; test is unchanged.
+OMNIGLOT_VALID = 0.1
 DIDI_FILES = ("didi/diagrams_wo_text_20200131.ndjson", "didi/diagrams_20200131.ndjson")
 OMNIGLOT_STROKES_FILES = ("omniglot-strokes/strokes_background_small1.zip",
                           "omniglot-strokes/strokes_background_small2.zip")
@@ -596,11 +599,11 @@ def load(name: str, split: str = "train", root=None, errors: str = "raise") -> l
         return list(_split_cached(items, split))
 
     if name == "omniglot-strokes":
-        _check_split(name, split, SPLITS)
+        _check_split(name, split, NPZ_SPLITS)
         paths = [fetch(r, base) for r in rels]
         items = _read("omniglot-strokes", tuple(str(p.resolve()) for p in paths),
                       tuple(_stamp(p) for p in paths), "all", errors, name, None)
-        return list(_split_cached(items, split))
+        return list(_three_way(items, split, OMNIGLOT_VALID))
 
     if name in ("pendigits", "pendigits-orig"):
         _check_split(name, split, NPZ_SPLITS)
@@ -653,6 +656,18 @@ def _pendigits_part(items: tuple[Sketch, ...], part: str) -> tuple[Sketch, ...]:
     """
     valid = [split_of(s.key, 1.0 - PENDIGITS_VALID) == "test" for s in items]
     return tuple(s for s, v in zip(items, valid) if v == (part == "valid"))
+
+
+def _three_way(items, which: str, valid: float, frac: float = 0.8) -> list[Sketch]:
+    """Train / valid / test by key hash: test is :func:`split`'s test side (hash >= ``frac``);
+    valid is the top ``valid`` share of the train side (``frac * (1 - valid) <= hash < frac``)."""
+    if which in ("all", "test"):
+        return split(items, which, frac)
+    cut = frac * (1.0 - valid)
+    h = [_key_fraction(str(s.key)) for s in items]
+    if which == "train":
+        return [s for s, f in zip(items, h) if f < cut]
+    return [s for s, f in zip(items, h) if cut <= f < frac]
 
 
 def _check_split(name: str, which: str, allowed: tuple[str, ...]) -> None:
