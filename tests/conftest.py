@@ -2,7 +2,7 @@ import os
 from pathlib import Path
 
 # The test suite (and nbval's kernels, which inherit this environment) runs the
-# book under the small budget; set before anything imports sketchode.config.
+# book under the small budget; set before anything imports sketchode.settings.
 os.environ.setdefault("SKETCHODE_FAST", "1")
 # ... and never downloads: a missing dataset skips (tests) or is named in a note (chapters).
 os.environ.setdefault("SKETCHODE_DOWNLOAD", "0")
@@ -63,8 +63,8 @@ def tiny_autoencoder(request):
     """A tiny full-sequence autoencoder of each kind (d=8, l=6, G=20, seeded): SketchODE, then the LSTM baseline."""
     import torch
 
-    from sketchode.baselines import RNNAutoencoder
-    from sketchode.model import SketchODE
+    from sketchode.models.lstm import RNNAutoencoder
+    from sketchode.models.full_sequence import SketchODE
 
     torch.manual_seed(0)
     if request.param == "ode":

@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 import torch
 
-from sketchode.abstraction import decode_at, detail, ink_length, sweep
+from sketchode.book.ch11_abstraction import decode_at, detail, ink_length, sweep
 from sketchode.data import Sketch, load
-from sketchode.latent import encode_sketches
-from sketchode.model import SketchODE
+from sketchode.book.ch10_latent import encode_sketches
+from sketchode.models.full_sequence import SketchODE
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

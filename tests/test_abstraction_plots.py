@@ -1,4 +1,4 @@
-"""Chapter 11's additions to sketchode.abstraction: spread, the LSTM and smoothing controls, sweep extras, figures."""
+"""Chapter 11's additions to sketchode.book.ch11_abstraction: spread, the LSTM and smoothing controls, sweep extras, figures."""
 import matplotlib
 
 matplotlib.use("Agg")
@@ -8,15 +8,15 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from sketchode.abstraction import (  # noqa: E402
+from sketchode.book.ch11_abstraction import (  # noqa: E402
     class_accuracy, decode_at, decode_rnn_at, decode_smoothed, paths_to_sketches, plot_accuracy_vs_detail,
     plot_class_accuracy, plot_measures, plot_sweep, scale_lstm, spread, sweep, threshold_scale,
 )
-from sketchode.baselines import RNNAutoencoder  # noqa: E402
+from sketchode.models.lstm import RNNAutoencoder  # noqa: E402
 from sketchode.data import load  # noqa: E402
-from sketchode.latent import decode_paths, decode_sketches, encode_sketches  # noqa: E402
-from sketchode.model import SketchODE  # noqa: E402
-from sketchode.recognition import RecognitionCNN, predict  # noqa: E402
+from sketchode.book.ch10_latent import decode_paths, decode_sketches, encode_sketches  # noqa: E402
+from sketchode.models.full_sequence import SketchODE  # noqa: E402
+from sketchode.evaluation.recognition import RecognitionCNN, predict  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -1,7 +1,7 @@
-"""Shipped checkpoints and results in a checkout and in an installed wheel (sketchode.artifacts).
+"""Shipped checkpoints and results in a checkout and in an installed wheel (sketchode.pretrained).
 
 An installed wheel has no ``data/`` folder: the tests stand one in by pointing
-:func:`sketchode.artifacts.checkout_data_dir` at an empty folder, and mock
+:func:`sketchode.pretrained.checkout_data_dir` at an empty folder, and mock
 ``pooch.retrieve`` (it copies the checkout's file, so the registry's SHA-256
 holds); nothing here touches the network.
 """
@@ -11,10 +11,12 @@ from pathlib import Path
 import pooch
 import pytest
 
-import sketchode.config
-from sketchode import artifacts as A
-from sketchode.evaluation import recognizer_for
-from sketchode.train import History, load_or_train, shipped_checkpoint
+import sketchode.book.budget
+from sketchode import pretrained as A
+from sketchode.evaluation.scores import recognizer_for
+from sketchode.book.budget import load_or_train
+from sketchode.pretrained import shipped_checkpoint
+from sketchode.training.fit import History
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
@@ -69,7 +71,7 @@ def test_registry_lists_every_file_of_data_with_its_sha256():
     shipped = (ROOT / "sketchode" / "data" / "registry" / "artifacts.txt").read_text().splitlines()
     assert shipped == A.registry_lines(DATA), (
         "sketchode/data/registry/artifacts.txt is out of date with data/: run "
-        "python -c \"from sketchode.artifacts import write_registry; write_registry()\"")
+        "python -c \"from sketchode.pretrained import write_registry; write_registry()\"")
     on_disk = {f"{k}/{p.name}" for k in A.KINDS for p in (DATA / k).iterdir() if p.is_file()}
     assert set(A.registry()) == on_disk
 
@@ -121,7 +123,7 @@ def test_a_checkout_uses_its_data_folder_without_downloading(no_network, monkeyp
     assert A.result("ablation") == DATA / "results" / "ablation.json"
     assert A.fetch("data/checkpoints/digits.json") == DATA / "checkpoints" / "digits.json"
     # the shipped recognizer of the checkout, unchanged: loaded, not trained
-    monkeypatch.setattr("sketchode.recognition.train_recognizer",
+    monkeypatch.setattr("sketchode.evaluation.recognition.train_recognizer",
                         lambda *a, **k: (_ for _ in ()).throw(AssertionError("trained")))
     rec = recognizer_for("digits")
     assert rec is not None and rec.classes is not None
@@ -142,7 +144,7 @@ def test_a_file_in_data_is_used_as_it_is(tmp_path, monkeypatch, no_network):
 # ---------------------------------------------------------------- a wheel: download into the cache
 @needs_checkout
 def test_a_wheel_downloads_a_missing_checkpoint_into_the_cache_with_the_registry_hash(wheel, fake_retrieve, capsys):
-    from sketchode.checkpoint import load_model
+    from sketchode.training.checkpoint import load_model
 
     path = shipped_checkpoint("digits")
     cache = Path(A.cache_dir())
@@ -197,7 +199,7 @@ def test_downloads_off_names_the_file_the_url_and_the_command(wheel, no_network,
         shipped_checkpoint("digits")
     msg = str(e.value)
     assert "checkpoints/digits.pt" in msg and DIGITS_URL in msg and "SKETCHODE_DOWNLOAD=0" in msg
-    assert "SKETCHODE_DOWNLOAD=1 python -c \"from sketchode.artifacts import fetch; fetch('checkpoints/digits.pt')\"" in msg
+    assert "SKETCHODE_DOWNLOAD=1 python -c \"from sketchode.pretrained import fetch; fetch('checkpoints/digits.pt')\"" in msg
     with pytest.raises(FileNotFoundError, match="download=False"):
         A.result("ablation", download=False)
     assert not Path(A.cache_dir()).exists()
@@ -213,14 +215,14 @@ def test_recognizer_for_raises_for_a_shipped_recognizer_it_cannot_get(wheel, no_
 
 
 def test_recognizer_for_says_when_it_trains(wheel, no_network, monkeypatch, tmp_path, capsys):
-    from sketchode.recognition import RecognitionCNN
+    from sketchode.evaluation.recognition import RecognitionCNN
 
     monkeypatch.setenv("SKETCHODE_DOWNLOAD", "0")
-    monkeypatch.setattr("sketchode.evaluation._cache_dir", lambda: tmp_path / "recognizers")
+    monkeypatch.setattr("sketchode.evaluation.scores._cache_dir", lambda: tmp_path / "recognizers")
     trained = []
-    monkeypatch.setattr("sketchode.recognition.train_recognizer",
+    monkeypatch.setattr("sketchode.evaluation.recognition.train_recognizer",
                         lambda sketches, epochs, seed: trained.append(epochs) or RecognitionCNN(2, classes=["0", "1"]))
-    monkeypatch.setattr("sketchode.evaluation.prepare", lambda s: s)
+    monkeypatch.setattr("sketchode.evaluation.scores.prepare", lambda s: s)
     monkeypatch.setattr("sketchode.data.load", lambda *a, **k: [])
     rec = recognizer_for("digits", epochs=1)
     assert trained == [1] and rec.classes == ["0", "1"]
@@ -241,14 +243,14 @@ def stub_fit(monkeypatch):
         calls.append(kw)
         return History(records=[{"step": kw.get("steps", 0)}], stopped="steps")
 
-    monkeypatch.setattr("sketchode.train.fit", fit)
+    monkeypatch.setattr("sketchode.training.fit.fit", fit)
     monkeypatch.setattr("sketchode.data.load", lambda *a, **k: list(range(1000)))
     return calls
 
 
 @pytest.fixture(params=[True, False], ids=["small-budget", "full-budget"])
 def budget(request, monkeypatch):
-    monkeypatch.setattr(sketchode.config, "FAST", request.param)
+    monkeypatch.setattr(sketchode.book.budget, "FAST", request.param)
     return request.param
 
 
@@ -283,7 +285,7 @@ def test_load_or_train_trains_when_asked_and_never_when_told_not_to(budget, stub
 
 def test_load_or_train_in_a_wheel_with_downloads_off_does_not_start_a_full_run(wheel, no_network, stub_fit,
                                                                                monkeypatch):
-    monkeypatch.setattr(sketchode.config, "FAST", False)
+    monkeypatch.setattr(sketchode.book.budget, "FAST", False)
     monkeypatch.setenv("SKETCHODE_DOWNLOAD", "0")
     with pytest.raises(FileNotFoundError, match=r"load_or_train\('digits'\): no usable checkpoint: "
                                                 r"checkpoints/digits.pt is shipped .*downloads are off"):
@@ -293,7 +295,7 @@ def test_load_or_train_in_a_wheel_with_downloads_off_does_not_start_a_full_run(w
 
 @needs_checkout
 def test_load_or_train_in_a_wheel_downloads_the_shipped_checkpoint(wheel, fake_retrieve, stub_fit, monkeypatch):
-    monkeypatch.setattr(sketchode.config, "FAST", False)
+    monkeypatch.setattr(sketchode.book.budget, "FAST", False)
     model, hist, source = load_or_train("digits")
     assert source == str(Path(A.cache_dir()) / "checkpoints" / "digits.pt") and stub_fit == []
     assert not model.training and hist.records
@@ -302,10 +304,10 @@ def test_load_or_train_in_a_wheel_downloads_the_shipped_checkpoint(wheel, fake_r
 def test_load_or_train_refuses_a_checkpoint_of_another_config(stub_fit, tmp_path, monkeypatch):
     import torch
 
-    from sketchode.checkpoint import save_checkpoint
-    from sketchode.configs import build_model
+    from sketchode.training.checkpoint import save_checkpoint
+    from sketchode.training.configs import build_model
 
-    monkeypatch.setattr(sketchode.config, "FAST", False)
+    monkeypatch.setattr(sketchode.book.budget, "FAST", False)
     torch.manual_seed(0)
     other = tmp_path / "other.pt"
     save_checkpoint(other, build_model("tiny", G=30))

@@ -10,16 +10,15 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from sketchode.data import Sketch  # noqa: E402
+from sketchode.book.ch06_perlin import (  # noqa: E402
+    plot_augmentations, plot_displacement, plot_perlin_field, plot_warp,
+)
 from sketchode.data.augment import (  # noqa: E402
     center_of_gravity,
     displacement_rms,
     gaussian_jitter,
     perlin,
     perlin_displacement,
-    plot_augmentations,
-    plot_displacement,
-    plot_perlin_field,
-    plot_warp,
     roughness,
     time_weights,
     warp_field,

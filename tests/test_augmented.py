@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from sketchode.augmented import (  # noqa: E402
+from sketchode.book.ch04_augmented import (  # noqa: E402
     AugmentedODE,
     FirstOrderODE,
     SecondOrderODE,
@@ -25,7 +25,7 @@ from sketchode.augmented import (  # noqa: E402
     second_order_rk4,
     self_intersections,
 )
-from sketchode.solvers import rk4  # noqa: E402
+from sketchode.numerics.solvers import rk4  # noqa: E402
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: small tensors run best on one thread

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from sketchode.baselines import BiLSTMEncoder, LSTMDecoder, RNNAutoencoder
+from sketchode.models.lstm import BiLSTMEncoder, LSTMDecoder, RNNAutoencoder
 from sketchode.data import load
 from sketchode.data.batching import FullBatch, collate_full
 

@@ -93,7 +93,7 @@ def test_union_grid_of_many_drawings_is_strictly_increasing_in_float32_and_tames
 
     from sketchode.data import load as _load
     from sketchode.data import prepare as _prepare
-    from sketchode.encoder import spline as _spline
+    from sketchode.models.encoder import spline as _spline
 
     sk = _prepare([s for s in _load("digits", "test") if s.n_strokes > 1][:32])
     b = collate_full(sk, grid="union")

@@ -1,4 +1,4 @@
-"""Tests of sketchode.checkpoint: format, atomic writes, weights_only loading, mismatch messages."""
+"""Tests of sketchode.training.checkpoint: format, atomic writes, weights_only loading, mismatch messages."""
 
 import os
 from pathlib import Path
@@ -8,9 +8,9 @@ import pytest
 import torch
 
 import sketchode
-from sketchode import checkpoint as ck
-from sketchode.baselines import RNNAutoencoder
-from sketchode.checkpoint import (
+from sketchode.training import checkpoint as ck
+from sketchode.models.lstm import RNNAutoencoder
+from sketchode.training.checkpoint import (
     FORMAT,
     FORMAT_VERSION,
     load_checkpoint,
@@ -133,7 +133,9 @@ def test_load_checkpoint_errors(tmp_path):
 
 
 def test_unknown_class_and_register(tmp_path, monkeypatch):
-    monkeypatch.setattr(ck, "_REGISTERED", {})
+    from sketchode.models import protocol
+
+    monkeypatch.setattr(protocol, "_REGISTERED", {})
 
     class MyAutoencoder(RNNAutoencoder):
         pass

@@ -3,7 +3,7 @@ import json
 import subprocess
 import sys
 
-from sketchode.__main__ import main
+from sketchode.cli.main import main
 
 
 def test_info_json(capsys, tmp_path):

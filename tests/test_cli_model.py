@@ -4,14 +4,14 @@ import json
 import pytest
 import torch
 
-from sketchode.__main__ import main
-from sketchode.bench import bench
-from sketchode.checkpoint import load_checkpoint, load_model
-from sketchode.configs import CONFIGS, build_model, get_config
+from sketchode.cli.main import main
+from sketchode.cli.bench import bench
+from sketchode.training.checkpoint import load_checkpoint, load_model
+from sketchode.training.configs import CONFIGS, build_model, get_config
 from sketchode.data.sketch import prepare
 from sketchode.data.synthetic import digits
-from sketchode.evaluation import evaluate_checkpoint, reconstruct
-from sketchode.recognition import save_recognizer, train_recognizer
+from sketchode.evaluation.scores import evaluate_checkpoint, reconstruct
+from sketchode.evaluation.recognition import save_recognizer, train_recognizer
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: small tensors run best on one thread
@@ -54,7 +54,7 @@ def test_step_flops_counts_matmuls_and_lstm_layers():
     """Linear layers from the counter, LSTM layers from their shapes (oneDNN's kernel is invisible to it)."""
     from types import SimpleNamespace
 
-    from sketchode.bench import step_flops
+    from sketchode.cli.bench import step_flops
 
     class Toy(torch.nn.Module):
         def __init__(self):
@@ -119,7 +119,7 @@ def test_load_model_after_cli_train(tmp_path, capsys):
 
 
 def test_load_or_train_loads_a_matching_checkpoint_and_trains_otherwise(tmp_path, capsys):
-    from sketchode.train import load_or_train
+    from sketchode.book.budget import load_or_train
 
     out = tmp_path / "tiny.pt"
     assert main(["train", "tiny", "--steps", "2", "--out", str(out), "--threads", "1", "--val-size", "0",

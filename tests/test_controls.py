@@ -1,4 +1,4 @@
-"""Control paths and splines (sketchode.controls, chapter 7): the index-spline bug's factor, time warps,
+"""Control paths and splines (sketchode.book.ch07_cde_encoder, chapter 7): the index-spline bug's factor, time warps,
 irregular sampling, the union grid's pen overshoot, encoders side by side, the classifier probe, figures, input checks."""
 
 import matplotlib
@@ -11,8 +11,8 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from conftest import make_sketch  # noqa: E402
-from sketchode.baselines import BiLSTMEncoder, RNNAutoencoder  # noqa: E402
-from sketchode.controls import (  # noqa: E402
+from sketchode.models.lstm import BiLSTMEncoder, RNNAutoencoder  # noqa: E402
+from sketchode.book.ch07_cde_encoder import (  # noqa: E402
     EncoderClassifier,
     classifier_accuracy,
     collate_on_grid,
@@ -34,7 +34,7 @@ from sketchode.controls import (  # noqa: E402
 )
 from sketchode.data import load  # noqa: E402
 from sketchode.data.batching import collate_full  # noqa: E402
-from sketchode.encoder import CDEEncoder  # noqa: E402
+from sketchode.models.encoder import CDEEncoder  # noqa: E402
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: small tensors run best on one thread

@@ -7,11 +7,11 @@ Skipped on machines without CUDA (CI has none); run it whenever a GPU is availab
 import pytest
 import torch
 
-from sketchode.baselines import RNNAutoencoder
+from sketchode.models.lstm import RNNAutoencoder
 from sketchode.data.synthetic import digits, letters
-from sketchode.model import SketchODE
-from sketchode.multistroke import MultiStrokeSketchODE
-from sketchode.train import fit
+from sketchode.models.full_sequence import SketchODE
+from sketchode.models.multistroke import MultiStrokeSketchODE
+from sketchode.training.fit import fit
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 

@@ -4,9 +4,9 @@ the latent code as a fixed input of F, continuous-time decoding, input checks.""
 import pytest
 import torch
 
-import sketchode.decoder as decoder_mod
-from sketchode.decoder import ODEDecoder, decoding_grid
-from sketchode.dynamics import frequencies, override_w
+import sketchode.models.decoder as decoder_mod
+from sketchode.models.decoder import ODEDecoder, decoding_grid
+from sketchode.models.dynamics import frequencies, override_w
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: small tensors run best on one thread
@@ -273,7 +273,7 @@ def test_batch_independence():
 
 def test_state0_shape_is_checked():
     import torch as _t
-    from sketchode.decoder import ODEDecoder as _D
+    from sketchode.models.decoder import ODEDecoder as _D
     dec = _D(latent=3, d=4, visible=2, hidden=(5,))
     z = _t.zeros(2, 3)
     with pytest.raises(ValueError, match="state0 must be two tensors of shape"):

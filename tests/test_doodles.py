@@ -1,4 +1,4 @@
-"""Tests of sketchode.doodles: chapter 14's measurements and figures of the multi-stroke model (appendix C)."""
+"""Tests of sketchode.book.ch14_multistroke: chapter 14's measurements and figures of the multi-stroke model (appendix C)."""
 import matplotlib
 
 matplotlib.use("Agg")
@@ -10,16 +10,16 @@ import torch  # noqa: E402
 
 from conftest import make_sketch  # noqa: E402
 from sketchode.data.sketch import prepare  # noqa: E402
-from sketchode.doodles import (chain_magnitudes, compare_stopping, end_probabilities, first_strokes,  # noqa: E402
+from sketchode.book.ch14_multistroke import (chain_magnitudes, compare_stopping, end_probabilities, first_strokes,  # noqa: E402
                                growth_factor, mixed_reconstructions, own_vs_other, plot_by_stroke,
                                plot_chain_magnitudes, plot_count_histogram, plot_end_flag, plot_stroke_batch,
                                plot_stroke_counts, plot_stroke_progress, plot_train_test, stop_rule, stroke_colors,
                                stroke_count_stats, wilson_interval)
-from sketchode.evaluation import chamfer  # noqa: E402
-from sketchode.model import SketchODE  # noqa: E402
-from sketchode.multistroke import MultiStrokeSketchODE  # noqa: E402
-from sketchode.recognition import RecognitionCNN  # noqa: E402
-from sketchode.train import History  # noqa: E402
+from sketchode.evaluation.scores import chamfer  # noqa: E402
+from sketchode.models.full_sequence import SketchODE  # noqa: E402
+from sketchode.models.multistroke import MultiStrokeSketchODE  # noqa: E402
+from sketchode.evaluation.recognition import RecognitionCNN  # noqa: E402
+from sketchode.training.fit import History  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -1,4 +1,4 @@
-"""Tests for sketchode.dynamics (paper 4.5, 5.5)."""
+"""Tests for sketchode.models.dynamics (paper 4.5, 5.5)."""
 
 import copy
 import math
@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 from torch import nn
 
-from sketchode.dynamics import (
+from sketchode.models.dynamics import (
     MLP,
     Periodic,
     frequencies,

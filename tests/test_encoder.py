@@ -4,8 +4,8 @@ import pytest
 import torch
 import torchcde
 
-import sketchode.encoder as encoder_mod
-from sketchode.encoder import CDEEncoder, spline
+import sketchode.models.encoder as encoder_mod
+from sketchode.models.encoder import CDEEncoder, spline
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: small tensors run best on one thread
@@ -265,7 +265,7 @@ def test_bad_inputs_raise_before_solving(no_solve, solver):
 @pytest.mark.parametrize("shape", [(8, 75, 4), (2, 3, 10, 5), (1, 3, 2)])
 def test_dense_spline_coefficients_equal_torchcde(dtype, shape):
     """natural_cubic_coeffs (one dense solve) = torchcde's loop over the knots, values and path gradients."""
-    from sketchode.encoder import natural_cubic_coeffs
+    from sketchode.models.encoder import natural_cubic_coeffs
 
     g = torch.Generator().manual_seed(1)
     t = torch.cumsum(0.05 + torch.rand(shape[-2], generator=g, dtype=dtype), 0)
@@ -281,7 +281,7 @@ def test_dense_spline_coefficients_equal_torchcde(dtype, shape):
 
 
 def test_dense_spline_leaves_missing_values_to_torchcde():
-    from sketchode.encoder import natural_cubic_coeffs, spline
+    from sketchode.models.encoder import natural_cubic_coeffs, spline
 
     t = torch.linspace(0, 1, 6)
     x = torch.randn(2, 6, 3)

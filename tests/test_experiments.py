@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 import torch
 
-import sketchode.experiments as ex
-from sketchode.__main__ import main
-from sketchode.checkpoint import load_checkpoint
+import sketchode.book.ch09_reconstruction as ex
+from sketchode.cli.main import main
+from sketchode.training.checkpoint import load_checkpoint
 from sketchode.data import load, subset
 from sketchode.data.augment import roughness
-from sketchode.experiments import (Run, auto_period, load_results, matched_jitter_sigma, plot_ablation,
+from sketchode.book.ch09_reconstruction import (Run, auto_period, load_results, matched_jitter_sigma, plot_ablation,
                                     plot_data_efficiency, run_grid, summarize)
-from sketchode.train import augment_batch
+from sketchode.training.fit import augment_batch
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -137,8 +137,8 @@ def test_cli_experiment_runs_a_grid(tmp_path, capsys, monkeypatch):
 
 
 def test_resume_refuses_a_different_augmentation_kind(tmp_path):
-    from sketchode.configs import build_model
-    from sketchode.train import fit
+    from sketchode.training.configs import build_model
+    from sketchode.training.fit import fit
 
     ck = tmp_path / "r.pt"
     data = load("digits", "train")[:70]

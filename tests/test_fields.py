@@ -1,4 +1,4 @@
-"""Tests for sketchode.fields (paper 4.5, figure 4 left; chapter 3)."""
+"""Tests for sketchode.book.ch03_vector_fields (paper 4.5, figure 4 left; chapter 3)."""
 
 import math
 
@@ -12,8 +12,8 @@ import pytest
 import torch
 from torch import nn
 
-from sketchode.dynamics import MLP
-from sketchode.fields import (
+from sketchode.models.dynamics import MLP
+from sketchode.book.ch03_vector_fields import (
     adaptive_nfe,
     default_starts,
     field_complexity,
@@ -28,7 +28,7 @@ from sketchode.fields import (
     trajectories,
     turning,
 )
-from sketchode.solvers import rk4
+from sketchode.numerics.solvers import rk4
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: small tensors run best on one thread

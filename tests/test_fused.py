@@ -1,9 +1,9 @@
-"""The fused RK4 solve of :mod:`sketchode.fused`: values and every gradient equal plain autograd."""
+"""The fused RK4 solve of :mod:`sketchode.numerics.fused`: values and every gradient equal plain autograd."""
 
 import pytest
 import torch
 
-from sketchode.fused import cpp_extension, loops, rk4_mlp
+from sketchode.numerics.fused import cpp_extension, loops, rk4_mlp
 
 DT = torch.float64
 
@@ -178,7 +178,7 @@ def test_bad_activation_or_layer_count():
 
 def test_inference_without_grad_gives_the_same_solution():
     """Under no_grad the fused solve skips act' (no backward needed) but must return the same values."""
-    from sketchode.decoder import ODEDecoder
+    from sketchode.models.decoder import ODEDecoder
 
     torch.manual_seed(0)
     dec = ODEDecoder(latent=4, d=6, visible=3, hidden=(7, 7), w=2.0)

@@ -1,4 +1,4 @@
-"""The C++ stage loops of :mod:`sketchode.fused` (``sketchode/csrc/fused_rk4.cpp``) against the Python ones.
+"""The C++ stage loops of :mod:`sketchode.numerics.fused` (``sketchode/csrc/fused_rk4.cpp``) against the Python ones.
 
 The two compute the same stages in the same order but through different
 kernels (the C++ loops call the BLAS and their own element-wise loops), so
@@ -12,8 +12,8 @@ import os
 import pytest
 import torch
 
-from sketchode import fused
-from sketchode.fused import cpp_extension, loops, rk4_mlp
+from sketchode.numerics import fused
+from sketchode.numerics.fused import cpp_extension, loops, rk4_mlp
 from test_fused import _problem
 
 needs_cpp = pytest.mark.skipif(cpp_extension() is None, reason=f"C++ loops not built: {cpp_extension.error}")
@@ -99,7 +99,7 @@ def test_whole_model_equal(one_thread):
     """SketchODE's loss and every parameter gradient are the same with either loops."""
     from sketchode.data.sketch import prepare
     from sketchode.data.synthetic import digits
-    from sketchode.model import SketchODE
+    from sketchode.models.full_sequence import SketchODE
 
     torch.manual_seed(0)
     m = SketchODE(d=16, l=8, G=20)
@@ -151,7 +151,7 @@ def test_failed_build_falls_back_or_fails_clearly(monkeypatch, one_thread):
 
 def test_source_ships_with_the_package():
     assert fused._SOURCE.is_file() and fused._SOURCE.suffix == ".cpp"
-    assert "csrc/*.cpp" in open(os.path.join(os.path.dirname(__file__), "..", "pyproject.toml")).read()
+    assert "numerics/csrc/*.cpp" in open(os.path.join(os.path.dirname(__file__), "..", "pyproject.toml")).read()
 
 
 @needs_cpp
@@ -207,7 +207,7 @@ def test_backward_uses_the_forwards_loops(one_thread):
 
 def test_inference_keeps_no_outer_products():
     """Without gradients the Python loops reuse one stage's outer-product buffer and keep nothing for a backward."""
-    from sketchode.fused import FusedSpec, _forward_loop
+    from sketchode.numerics.fused import FusedSpec, _forward_loop
 
     p = _problem(controlled=True, B=3, n=4, seed=2)
     args = (p["y0"], p["bias1"], p["out_bias"], p["dx"], p["W1"], p["mids"], p["Wlast"])

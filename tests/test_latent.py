@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from sketchode.data import load
-from sketchode.latent import (conditional, cyclic_walk, decode_paths, decode_sketches, encode_sketches,
+from sketchode.book.ch10_latent import (conditional, cyclic_walk, decode_paths, decode_sketches, encode_sketches,
                               latent_spread, lerp, path_smoothness)
-from sketchode.model import SketchODE
+from sketchode.models.full_sequence import SketchODE
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -1,4 +1,4 @@
-"""Chapter 10's measurements and figures of the latent space (sketchode.latent additions): slerp,
+"""Chapter 10's measurements and figures of the latent space (sketchode.book.ch10_latent additions): slerp,
 distances, many-pair interpolation statistics, conditional-sampling statistics, strips and morph animations."""
 import matplotlib
 
@@ -10,12 +10,12 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from sketchode.data import load  # noqa: E402
-from sketchode.latent import (animate_morph, different_class_pairs, decode_paths, decode_sketches,  # noqa: E402
+from sketchode.book.ch10_latent import (animate_morph, different_class_pairs, decode_paths, decode_sketches,  # noqa: E402
                               conditional_stats, encode_sketches, interpolation_smoothness, lerp,
                               path_smoothness, plot_rows, rms_distance, slerp)
-from sketchode.model import SketchODE  # noqa: E402
+from sketchode.models.full_sequence import SketchODE  # noqa: E402
 from sketchode.plot import animation_html  # noqa: E402
-from sketchode.recognition import RecognitionCNN, predict  # noqa: E402
+from sketchode.evaluation.recognition import RecognitionCNN, predict  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sketchode.losses import reconstruction_loss
+from sketchode.models.losses import reconstruction_loss
 
 
 def _data(B=3, G=10, seed=0):

@@ -7,8 +7,8 @@ import torch
 
 from sketchode.data import Sketch
 from sketchode.data.synthetic import digits
-from sketchode.losses import reconstruction_loss
-from sketchode.model import SketchODE
+from sketchode.models.losses import reconstruction_loss
+from sketchode.models.full_sequence import SketchODE
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: small tensors run best on one thread
@@ -207,7 +207,7 @@ def test_pen_read_from_the_hidden_position():
     """pen="hidden": x, y stay visible state (start at 0); the pen is Linear(h(t)); both solvers agree."""
     from sketchode.data import prepare as _prep
     from sketchode.data.synthetic import digits as _digits
-    from sketchode.model import SketchODE as _M
+    from sketchode.models.full_sequence import SketchODE as _M
 
     torch.manual_seed(0)
     m = _M(d=8, l=4, G=12, pen="hidden")
@@ -228,8 +228,8 @@ def test_pen_read_from_the_hidden_position():
 
 def test_decoding_a_float64_code_works_like_float32_for_every_model():
     """encode casts its input to the parameters' dtype; decode failed on a float64 code (issue 14)."""
-    from sketchode.baselines import RNNAutoencoder
-    from sketchode.multistroke import MultiStrokeSketchODE
+    from sketchode.models.lstm import RNNAutoencoder
+    from sketchode.models.multistroke import MultiStrokeSketchODE
 
     torch.manual_seed(0)
     for model in (SketchODE(d=8, l=6, G=20, n_hidden=1), RNNAutoencoder(d=8, l=6, G=20)):

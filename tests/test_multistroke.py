@@ -1,4 +1,4 @@
-"""Tests of sketchode.multistroke: the multi-stroke SketchODE (paper 4.4, appendix C)."""
+"""Tests of sketchode.models.multistroke: the multi-stroke SketchODE (paper 4.4, appendix C)."""
 
 import dataclasses
 import json
@@ -9,12 +9,12 @@ import torch
 from torch import nn
 
 from conftest import make_sketch
-from sketchode.checkpoint import load_model, save_checkpoint
+from sketchode.training.checkpoint import load_model, save_checkpoint
 from sketchode.data.sketch import Sketch, prepare
 from sketchode.data.synthetic import digits
-from sketchode import multistroke
-from sketchode.multistroke import MultiStrokeSketchODE
-from sketchode.train import fit
+from sketchode.models import multistroke
+from sketchode.models.multistroke import MultiStrokeSketchODE
+from sketchode.training.fit import fit
 
 SMALL = dict(d=8, l=6, G=8)
 

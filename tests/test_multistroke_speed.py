@@ -1,6 +1,6 @@
 """The multi-stroke training step's fast path: same numbers as before, fewer and cheaper operations.
 
-:class:`~sketchode.multistroke.MultiStrokeSketchODE` runs its two chains
+:class:`~sketchode.models.multistroke.MultiStrokeSketchODE` runs its two chains
 batched (``_encode_chain``, ``_decode_chain``: splines and control
 derivatives of all strokes at once, folded weights built once per pass, one
 fused solve per stroke); the per-stroke loops through ``CDEEncoder.solve``
@@ -24,11 +24,12 @@ import pytest
 import torch
 
 from conftest import make_sketch
-from sketchode import fused, multistroke
+from sketchode.models import multistroke
+from sketchode.numerics import fused
 from sketchode.data.batching import collate_strokes
 from sketchode.data.sketch import prepare
-from sketchode.fused import cpp_extension, loops, rk4_mlp
-from sketchode.multistroke import MultiStrokeSketchODE
+from sketchode.numerics.fused import cpp_extension, loops, rk4_mlp
+from sketchode.models.multistroke import MultiStrokeSketchODE
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -225,7 +226,7 @@ def test_weight_products_of_the_python_loops():
 def test_real_sheep_batch_at_the_papers_size(data_root):
     """16 Quick, Draw! sheep, the ``sheep`` config (d = 144, l = 96, G = 30): batched chains = loops."""
     from sketchode import data
-    from sketchode.configs import build_model
+    from sketchode.training.configs import build_model
 
     sheep = prepare(data.load("sheep", root=data_root)[:16])
     torch.manual_seed(0)

@@ -1,4 +1,4 @@
-"""Chapter 2's module :mod:`sketchode.neural_ode`: Euler, convergence orders, one-trajectory fits, crossings, memory."""
+"""Chapter 2's module :mod:`sketchode.book.ch02_neural_odes`: Euler, convergence orders, one-trajectory fits, crossings, memory."""
 
 import math
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 import torchdiffeq
 
-from sketchode.neural_ode import (
+from sketchode.book.ch02_neural_odes import (
     Convergence,
     TrajectoryODE,
     backprop_memory,
@@ -24,7 +24,7 @@ from sketchode.neural_ode import (
     saved_tensor_bytes,
     self_crossings,
 )
-from sketchode.solvers import rk4
+from sketchode.numerics.solvers import rk4
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: small tensors run best on one thread

@@ -6,12 +6,12 @@ import signal
 import pytest
 import torch
 
-import sketchode.train as tr
-from sketchode.__main__ import main
-from sketchode.baselines import RNNAutoencoder
-from sketchode.checkpoint import load_checkpoint
+import sketchode.training.fit as tr
+from sketchode.cli.main import main
+from sketchode.models.lstm import RNNAutoencoder
+from sketchode.training.checkpoint import load_checkpoint
 from sketchode.data.synthetic import digits
-from sketchode.train import fit
+from sketchode.training.fit import fit
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 FAST = dict(progress=False, threads=1, batch_size=8)
@@ -201,7 +201,7 @@ def test_skip_spikes_skips_exploding_steps_without_changing_the_schedule(tmp_pat
 
 
 def test_without_skip_spikes_an_infinite_gradient_still_stops_training(data):
-    from sketchode.train import TrainingDiverged
+    from sketchode.training.fit import TrainingDiverged
 
     m = _model()
     next(m.parameters()).register_hook(lambda g: g * float("inf"))  # finite loss, infinite gradient

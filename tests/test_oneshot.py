@@ -4,11 +4,11 @@ import json
 import pytest
 import torch
 
-from sketchode.__main__ import main
-from sketchode.checkpoint import load_checkpoint
-from sketchode.model import SketchODE
-from sketchode.oneshot import finetune, held_out, one_shot_set
-from sketchode.train import evaluate
+from sketchode.cli.main import main
+from sketchode.training.checkpoint import load_checkpoint
+from sketchode.models.full_sequence import SketchODE
+from sketchode.book.ch13_one_shot import finetune, held_out, one_shot_set
+from sketchode.training.fit import evaluate
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -53,7 +53,7 @@ def test_cli_finetune_then_evaluate_on_the_classes(tmp_path, capsys):
     assert meta["classes"] == "AB" and meta["dataset"] == "letters" and meta["config"] == "tiny"
     rec = tmp_path / "rec.pt"
     from sketchode.data import load, prepare
-    from sketchode.recognition import save_recognizer, train_recognizer
+    from sketchode.evaluation.recognition import save_recognizer, train_recognizer
 
     save_recognizer(train_recognizer(prepare(load("letters", "train")[:200]), epochs=1, seed=0), rec)
     assert main(["evaluate", str(out), "--json", "--limit", "4", "--recognizer", str(rec)]) == 0

@@ -1,4 +1,4 @@
-"""Chapter 13's measurement and figure helpers of sketchode.oneshot (interpolate, class_probabilities, ...)."""
+"""Chapter 13's measurement and figure helpers of sketchode.book.ch13_one_shot (interpolate, class_probabilities, ...)."""
 import matplotlib
 
 matplotlib.use("Agg")
@@ -8,12 +8,12 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from sketchode.latent import decode_sketches, encode_sketches, lerp, path_smoothness  # noqa: E402
-from sketchode.model import SketchODE  # noqa: E402
-from sketchode.oneshot import (by_variant, class_probabilities, finetune, held_out, interpolate,  # noqa: E402
+from sketchode.book.ch10_latent import decode_sketches, encode_sketches, lerp, path_smoothness  # noqa: E402
+from sketchode.models.full_sequence import SketchODE  # noqa: E402
+from sketchode.book.ch13_one_shot import (by_variant, class_probabilities, finetune, held_out, interpolate,  # noqa: E402
                                loss_spikes, one_shot_set, plot_histories, plot_strips, score)
-from sketchode.recognition import RecognitionCNN, predict  # noqa: E402
-from sketchode.train import History, evaluate  # noqa: E402
+from sketchode.evaluation.recognition import RecognitionCNN, predict  # noqa: E402
+from sketchode.training.fit import History, evaluate  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

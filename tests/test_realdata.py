@@ -94,8 +94,10 @@ def test_omniglot_strokes():
     assert len({s.key for s in om}) == 4840
     assert elapsed < 10.0
     assert all(s.label and s.label.count("/") == 1 for s in om)
-    tr, te = D.load("omniglot-strokes"), D.load("omniglot-strokes", "test")
-    assert len(tr) + len(te) == 4840 and 0.75 < len(tr) / 4840 < 0.85
+    tr, va, te = (D.load("omniglot-strokes", w) for w in ("train", "valid", "test"))
+    assert len(tr) + len(va) + len(te) == 4840 and 0.75 < (len(tr) + len(va)) / 4840 < 0.85
+    assert 0.06 < len(va) / 4840 < 0.10  # a tenth of the train side, for early stopping
+    assert not {s.key for s in va} & ({s.key for s in tr} | {s.key for s in te})
     # the archives are y-up already: most points have negative y
     ys = np.concatenate([s.points[:, 1] for s in om[:200]])
     assert (ys < 0).mean() > 0.9
@@ -104,7 +106,7 @@ def test_omniglot_strokes():
 
 def _nearest_train(queries, train):
     from sketchode.data.sketch import prepare
-    from sketchode.evaluation import chamfer_matrix
+    from sketchode.evaluation.scores import chamfer_matrix
 
     return np.sort(chamfer_matrix(prepare(queries), prepare(train), n=32, chunk=4), axis=1)
 

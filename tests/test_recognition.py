@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from sketchode.data import collate_full, load
-from sketchode.recognition import (
+from sketchode.evaluation.recognition import (
     DEFAULT_LINEWIDTH,
     RecognitionCNN,
     accuracy,

@@ -6,13 +6,13 @@ import pooch
 import pytest
 import torch
 
-import sketchode.experiments as ex
-from sketchode.__main__ import main
-from sketchode.configs import build_model, get_config
+import sketchode.book.ch09_reconstruction as ex
+from sketchode.cli.main import main
+from sketchode.training.configs import build_model, get_config
 from sketchode.data import load
 from sketchode.data.sketch import Sketch, prepare
-from sketchode.evaluation import OTHER, chamfer, evaluate_checkpoint, ink_points, recognition_set, recognizer_name
-from sketchode.experiments import RECONSTRUCTION, Run, reconstruction_runs, run_grid
+from sketchode.evaluation.scores import OTHER, chamfer, evaluate_checkpoint, ink_points, recognition_set, recognizer_name
+from sketchode.book.ch09_reconstruction import RECONSTRUCTION, Run, reconstruction_runs, run_grid
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -104,7 +104,7 @@ def test_run_grid_scores_recognition_and_keeps_checkpoints(tmp_path, monkeypatch
     assert rec["loss"] == pytest.approx(data["runs"][0]["test"]["total"], rel=1e-5)  # one definition of the loss
     assert (tmp_path / "ck" / "a.pt").exists()
     # the kept checkpoint evaluates to the recorded numbers (what `python -m sketchode evaluate` prints)
-    from sketchode.checkpoint import load_model
+    from sketchode.training.checkpoint import load_model
 
     again = evaluate_checkpoint(load_model(tmp_path / "ck" / "a.pt"), "digits", limit=16)
     assert again["loss"] == pytest.approx(rec["loss"], rel=1e-5) and again["accuracy"] == rec["accuracy"]

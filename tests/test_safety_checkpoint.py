@@ -1,6 +1,6 @@
 """No lost work: checkpoint load errors that say what failed, and no temp files left by killed saves.
 
-Reproduces two defects of sketchode.checkpoint: every load failure was called "not a sketchode
+Reproduces two defects of sketchode.training.checkpoint: every load failure was called "not a sketchode
 checkpoint" (a truncated file, a good file opened with map_location="cuda" on a CPU-only machine),
 a silently corrupted file loaded wrong weights (torch does not check the zip CRCs), and a save
 killed with SIGKILL left ``.NAME.XXXX.tmp`` behind for ever.
@@ -17,9 +17,9 @@ import zipfile
 import pytest
 import torch
 
-from sketchode import checkpoint as ck
-from sketchode.baselines import RNNAutoencoder
-from sketchode.checkpoint import load_checkpoint, load_model, save_checkpoint
+from sketchode.training import checkpoint as ck
+from sketchode.models.lstm import RNNAutoencoder
+from sketchode.training.checkpoint import load_checkpoint, load_model, save_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -177,7 +177,7 @@ def test_save_killed_with_sigkill_is_cleaned_up_by_the_next_save(tmp_path):
     target = tmp_path / "m.pt"
     script = textwrap.dedent(f"""
         import sys, time, torch
-        from sketchode import checkpoint as ck
+        from sketchode.training import checkpoint as ck
 
         def stuck(obj, f, *a, **k):
             f.write(b"PARTIAL" * 1000)

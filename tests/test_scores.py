@@ -5,7 +5,7 @@ import pytest
 
 from sketchode.data import load
 from sketchode.data.sketch import prepare
-from sketchode.evaluation import GALLERY, chamfer, chamfer_matrix, chamfer_random, retrieval_top1
+from sketchode.evaluation.scores import GALLERY, chamfer, chamfer_matrix, chamfer_random, retrieval_top1
 
 
 @pytest.fixture(scope="module")

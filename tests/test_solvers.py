@@ -1,4 +1,4 @@
-"""Fixed-grid RK4 (3/8 rule) of :mod:`sketchode.solvers` against torchdiffeq and against exact solutions."""
+"""Fixed-grid RK4 (3/8 rule) of :mod:`sketchode.numerics.solvers` against torchdiffeq and against exact solutions."""
 
 import math
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 import torchdiffeq
 
-from sketchode.solvers import RK4_STAGES, check_grid, rk4, rk4_second_order_positions, stage_times
+from sketchode.numerics.solvers import RK4_STAGES, check_grid, rk4, rk4_second_order_positions, stage_times
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: small tensors run best on one thread

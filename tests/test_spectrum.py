@@ -1,4 +1,4 @@
-"""Tests for sketchode.spectrum (paper 4.5, 5.5; chapter 5): spectra, centroids, random networks, learned w."""
+"""Tests for sketchode.book.ch05_periodic (paper 4.5, 5.5; chapter 5): spectra, centroids, random networks, learned w."""
 
 import matplotlib
 
@@ -9,8 +9,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from sketchode import spectrum as S  # noqa: E402
-from sketchode.dynamics import MLP, frequencies, override_w  # noqa: E402
+from sketchode.book import ch05_periodic as S  # noqa: E402
+from sketchode.models.dynamics import MLP, frequencies, override_w  # noqa: E402
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: small tensors run best on one thread
@@ -133,7 +133,7 @@ def test_random_trajectories_shapes_and_starts():
     t, Y = S.random_trajectories(2.0, seed=1, n=5, G=41)
     assert t.shape == (41,) and Y.shape == (5, 41, 2) and not Y.requires_grad
     assert torch.isclose(t[-1], torch.tensor(5.0))
-    from sketchode.fields import default_starts
+    from sketchode.book.ch03_vector_fields import default_starts
     assert torch.allclose(Y[:, 0], default_starts(5, 1.0, 1))
     t, D = S.random_trajectories(2.0, seed=1, n=5, G=41, model="decoder")
     assert D.shape == (5, 41, 2) and torch.all(D[:, 0] == 0)  # decoder starts at the origin (4.1)
@@ -146,7 +146,7 @@ def test_random_trajectories_shapes_and_starts():
 def test_same_seed_same_weights_so_override_equals_rebuild(model):
     """Under the default init one seed gives the same weights for every w: halving w by override_w
     is the same network as building it at w / 2, and w is restored after the block."""
-    from sketchode import fields
+    from sketchode.book import ch03_vector_fields as fields
 
     net = (fields.random_field("cos", w=4.0, seed=2, time=True, init="default") if model == "field"
            else S.random_decoder(4.0, seed=2))

@@ -1,4 +1,4 @@
-"""Tests of sketchode.train: schedule, optimiser groups, clipping, augmentation, checkpoints and resumption."""
+"""Tests of sketchode.training.fit: schedule, optimiser groups, clipping, augmentation, checkpoints and resumption."""
 
 import json
 import math
@@ -10,12 +10,12 @@ import pytest
 import torch
 from torch import nn
 
-import sketchode.train as tr
-from sketchode.baselines import RNNAutoencoder
-from sketchode.checkpoint import load_checkpoint, load_model
+import sketchode.training.fit as tr
+from sketchode.models.lstm import RNNAutoencoder
+from sketchode.training.checkpoint import load_checkpoint, load_model
 from sketchode.data.sketch import prepare
 from sketchode.data.synthetic import digits
-from sketchode.train import (
+from sketchode.training.fit import (
     History,
     TrainingDiverged,
     augment_batch,
@@ -465,7 +465,7 @@ def test_rnn_autoencoder_protocol(train_val):
 
 
 def test_warmup_ramps_the_learning_rate_then_follows_the_schedule():
-    from sketchode.train import make_scheduler
+    from sketchode.training.fit import make_scheduler
 
     m = torch.nn.Linear(2, 2)
     opt = torch.optim.AdamW(m.parameters(), lr=1.0)

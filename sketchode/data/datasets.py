@@ -31,7 +31,7 @@ name                        what (file under the data root)                     
                             and ``.tes``, decompressed from the same zip by hand)
 ==========================  =====================================================  ==================
 
-Files are looked up under :func:`sketchode.config.data_root` (argument, else
+Files are looked up under :func:`sketchode.settings.data_root` (argument, else
 ``$SKETCHODE_DATA``, else the user cache) at the same relative path as in
 their public source.  Every file with a sha256 in ``registry/sha256.txt`` is
 checked against it, whether it was just downloaded or already present (a
@@ -66,7 +66,7 @@ import warnings
 from importlib import resources
 from pathlib import Path
 
-from sketchode.config import data_root, downloads_allowed
+from sketchode.settings import data_root, downloads_allowed
 from sketchode.data import formats
 from sketchode.data.sketch import Sketch
 
