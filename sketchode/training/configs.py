@@ -12,6 +12,7 @@ name               model                      d     l     format      G    datas
 ``omniglot-rnn``   RNNAutoencoder (baseline)  64    48    full-seq.   75   ``omniglot-strokes``
 ``sheep``          MultiStrokeSketchODE       144   96    multi       30   ``sheep``
 ``sheep-rnn``      RNNAutoencoder (baseline)  144   96    full-seq.   200  ``sheep``
+``sheep-full``     SketchODE                  64    48    full-seq.   200  ``sheep``
 ``quickdraw``      MultiStrokeSketchODE       144   96    multi       30   ``sheep``
 ``doodles``        MultiStrokeSketchODE       144   96    multi       30   ``quickdraw-raw/face,fish,flower``
 ``didi``           MultiStrokeSketchODE       96    84    multi       30   ``didi``
@@ -103,6 +104,10 @@ CONFIGS: dict[str, NamedConfig] = {
                     "sheep", dict(_ODE_TRAIN, lr=3e-3), "Multi-stroke SketchODE on Quick, Draw! sheep (section 5.1)."),
         NamedConfig("sheep-rnn", "RNNAutoencoder", dict(d=144, l=96, G=200), "sheep",
                     dict(_RNN_TRAIN), "The LSTM-LSTM baseline on sheep, full sequence (chapter 9)."),
+        NamedConfig("sheep-full", "SketchODE", dict(_FULL, G=200), "sheep",
+                    dict(_ODE_TRAIN, lr=3e-3, warmup=500),
+                    "Full-sequence SketchODE on sheep (strokes joined by pen-up segments, G=200), with a "
+                    "500-step warm-up of the learning rate (chapter 9)."),
         NamedConfig("quickdraw", "MultiStrokeSketchODE", dict(_MULTI),
                     "sheep", dict(_ODE_TRAIN, lr=3e-3), "Alias of the paper's Quick, Draw! setting, on the sheep file."),
         NamedConfig("doodles", "MultiStrokeSketchODE", dict(_MULTI),
