@@ -158,3 +158,54 @@ def test_second_order_positions_equal_rk4_on_joint_state():
     assert torch.allclose(pos, joint[..., :D], rtol=0, atol=1e-12)
     assert torch.allclose(v, joint[-1, :, D:], rtol=0, atol=1e-12)
     assert (pos[-1] - p0).abs().max() > 0.1
+
+
+def test_rk4_loop_is_torchdiffeqs_rk4_to_the_bit_and_keeps_stages():
+    import torchdiffeq
+
+    from sketchode.numerics.solvers import rk4_loop, stage_times
+
+    f = lambda t, y: torch.sin(3 * y) + t  # noqa: E731
+    y0 = torch.randn(5, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    t = torch.linspace(0, 2, 30, dtype=torch.float64)
+    ts = stage_times(t)
+    ys, (k1, k2, k3) = rk4_loop(lambda n, j, y: f(ts[n, j], y), y0, (t[1:] - t[:-1]).unbind(0), keep_stages=True)
+    assert torch.equal(ys, torchdiffeq.odeint(f, y0, t, method="rk4"))
+    assert k1.shape == (29, 5) and torch.equal(k1[0], f(t[0], y0))
+
+
+@pytest.mark.parametrize("activation", ["tanh", "cos"])
+def test_model_fallback_loops_use_the_one_rk4_and_match_the_libraries(activation):
+    """The encoder's and decoder's non-fused paths (any activation) run solvers.rk4_loop: equal to torchcde/torchdiffeq."""
+    from sketchode.models.decoder import ODEDecoder
+    from sketchode.models.encoder import CDEEncoder
+
+    torch.manual_seed(0)
+    enc = CDEEncoder(channels=4, d=8, latent=4, activation=activation).double()
+    path = torch.randn(3, 12, 4, dtype=torch.float64).cumsum(1)
+    t = torch.linspace(0, 1, 12, dtype=torch.float64)
+    assert torch.allclose(enc.solve(path, t), enc.solve(path, t, solver="torchcde"), atol=1e-12)
+    dec = ODEDecoder(latent=4, d=8, activation=activation).double()
+    z = torch.randn(3, 4, dtype=torch.float64)
+    assert torch.allclose(dec.solve(z, t), dec.solve(z, t, solver="torchdiffeq"), atol=1e-12)
+
+
+def test_the_rk4_update_is_written_once_outside_the_fused_solver():
+    """The 3/8 rule's update appears in solvers.py (the reference) and the fused solver only (issue: one of each)."""
+    import re
+    from pathlib import Path
+
+    pkg = Path(__file__).resolve().parents[1] / "sketchode"
+    update = re.compile(r"k1 \+ 3 \* \(k2 \+ k3\) \+ k4")
+    found = sorted(str(p.relative_to(pkg)) for p in pkg.rglob("*.py") if update.search(p.read_text()))
+    assert found == ["numerics/solvers.py"], found
+
+
+def test_check_solver_names_the_model_and_the_reference():
+    from sketchode.numerics.solvers import check_solver
+
+    assert check_solver("fast", False, "M") == ("fast", False)
+    with pytest.raises(ValueError, match=r"M: solver must be 'fast' or 'torchcde', got 'rk45'"):
+        check_solver("rk45", False, "M", "torchcde")
+    with pytest.raises(ValueError, match=r"M: adjoint=True needs solver='reference'"):
+        check_solver("fast", True, "M")

@@ -43,7 +43,7 @@ from torch import nn
 
 from sketchode.models.dynamics import MLP, FoldedMLP, paper_hidden
 from sketchode.numerics.fused import rk4_mlp
-from sketchode.numerics.solvers import check_grid, rk4_second_order_positions, stage_times
+from sketchode.numerics.solvers import check_grid, check_solver, rk4_loop, rk4_second_order_positions, stage_times
 
 __all__ = ["ODEDecoder", "check_latent", "decoding_grid"]
 
@@ -115,11 +115,7 @@ class ODEDecoder(nn.Module):
         super().__init__()
         self.latent, self.d, self.visible = latent, d, visible
         self.n = visible + d
-        if solver not in ("fast", "torchdiffeq"):
-            raise ValueError(f"ODEDecoder: solver must be 'fast' or 'torchdiffeq', got {solver!r}")
-        if adjoint and solver == "fast":
-            raise ValueError("ODEDecoder: adjoint=True needs solver='torchdiffeq'")
-        self.solver, self.adjoint = solver, bool(adjoint)
+        self.solver, self.adjoint = check_solver(solver, adjoint, "ODEDecoder", "torchdiffeq", "torchdiffeq")
         hidden = paper_hidden(d, 2) if hidden is None else tuple(hidden)
         self.L_dec = nn.Linear(latent, 2 * d)
         # input [velocity (n), t (1), z (latent)] -> acceleration (n)
@@ -144,8 +140,7 @@ class ODEDecoder(nn.Module):
         grid, prepended = decoding_grid(t, "ODEDecoder")
         solver = self.solver if solver is None else solver
         adjoint = self.adjoint if adjoint is None else adjoint
-        if adjoint and solver == "fast":
-            raise ValueError("ODEDecoder: adjoint=True needs solver='torchdiffeq'")
+        check_solver(solver, adjoint, "ODEDecoder", "torchdiffeq", "torchdiffeq")
         if state0 is None:
             a0, v0 = self.initial_state(z)
         else:
@@ -179,9 +174,8 @@ class ODEDecoder(nn.Module):
         return ys[..., : self.n], ys[..., self.n: 2 * self.n]
 
     def _solve_fast(self, z, t, a0, v0, full):
-        n_steps = t.shape[0] - 1
         f = FoldedMLP(self.F, n_state=self.n)
-        ts = stage_times(t).reshape(-1)  # (4 n_steps,)
+        ts = stage_times(t).reshape(-1)  # (4 (G - 1),)
         h = t[1:] - t[:-1]
         # first-layer bias at every stage: b + W_z z + W_t t, all stages at once
         bz = f.first_bias(torch.cat([z.new_zeros(z.shape[0], 1), z], 1))  # (B, H)
@@ -197,20 +191,9 @@ class ODEDecoder(nn.Module):
                                              K[2, ..., cols], h)
             return pos.transpose(0, 1), (Y.transpose(0, 1) if full else None)
         biases = bias_all.unbind(0)
-        v = v0
-        vs, k1s, k2s, k3s = [], [], [], []
-        for i, hi in enumerate(h.tolist()):  # one host sync per solve, then Python-float steps
-            b = biases[4 * i: 4 * i + 4]
-            k1 = f(v, b[0])
-            k2 = f(torch.add(v, k1, alpha=hi / 3), b[1])
-            k3 = f(torch.add(v, k2 - k1 / 3, alpha=hi), b[2])
-            k4 = f(torch.add(v, k1 - k2 + k3, alpha=hi), b[3])
-            vs.append(v)
-            k1s.append(k1), k2s.append(k2), k3s.append(k3)
-            v = torch.add(v, k1 + 3 * (k2 + k3) + k4, alpha=hi / 8)
-        vs.append(v)
-        stages = (torch.stack(k)[..., cols] for k in (k1s, k2s, k3s))
-        pos = rk4_second_order_positions(a0[:, cols], torch.stack(vs[:-1])[..., cols], *stages, h)
-        vel = torch.stack(vs, 1) if full else None
+        # one host sync per solve (h.tolist()), then Python-float steps
+        V, stages = rk4_loop(lambda i, j, v: f(v, biases[4 * i + j]), v0, h.tolist(), keep_stages=True)
+        pos = rk4_second_order_positions(a0[:, cols], V[:-1, ..., cols], *(k[..., cols] for k in stages), h)
+        vel = V.transpose(0, 1) if full else None
         return pos.transpose(0, 1), vel
 

@@ -36,7 +36,7 @@ from torch import nn
 
 from sketchode.models.dynamics import MLP, FoldedMLP, paper_hidden
 from sketchode.numerics.fused import rk4_mlp
-from sketchode.numerics.solvers import check_grid, stage_times
+from sketchode.numerics.solvers import check_grid, check_solver, rk4_loop, stage_times
 
 __all__ = ["CDEEncoder", "CDEField", "spline", "natural_cubic_coeffs", "check_path"]
 
@@ -153,7 +153,7 @@ class CDEEncoder(nn.Module):
         if readout not in ("final", "max"):
             raise ValueError(f"CDEEncoder: readout must be 'final' or 'max', got {readout!r}")
         self.channels, self.d, self.latent, self.readout = channels, d, latent, readout
-        self.solver, self.adjoint = _check_solver(solver, adjoint, "CDEEncoder", "torchcde")
+        self.solver, self.adjoint = check_solver(solver, adjoint, "CDEEncoder", "torchcde", "torchcde")
         hidden = paper_hidden(d, 2) if hidden is None else tuple(hidden)
         self.initial = nn.Linear(channels, d)
         self.field = CDEField(d, channels, hidden, activation, w, learn_w, final, init)
@@ -170,7 +170,7 @@ class CDEEncoder(nn.Module):
         check_path(path, t, self.channels, "CDEEncoder")
         solver = self.solver if solver is None else solver
         adjoint = self.adjoint if adjoint is None else adjoint
-        _check_solver(solver, adjoint, "CDEEncoder", "torchcde")
+        check_solver(solver, adjoint, "CDEEncoder", "torchcde", "torchcde")
         if g0 is None:
             if self.initial is None:
                 raise ValueError("CDEEncoder: this encoder has no initial-state map (a multi-stroke chain); pass g0")
@@ -191,14 +191,6 @@ class CDEEncoder(nn.Module):
         g = self.solve(path, t, g0)
         g1 = g[:, -1] if self.readout == "final" else g.amax(dim=1)
         return self.L_enc(g1)
-
-
-def _check_solver(solver, adjoint, where, library):
-    if solver not in ("fast", library):
-        raise ValueError(f"{where}: solver must be 'fast' or {library!r}, got {solver!r}")
-    if adjoint and solver == "fast":
-        raise ValueError(f"{where}: adjoint=True needs solver={library!r} (the fast path backpropagates directly)")
-    return solver, bool(adjoint)
 
 
 def _fast_cde(field: CDEField, X: torchcde.CubicSpline, g0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -244,15 +236,6 @@ def _fast_cde(field: CDEField, X: torchcde.CubicSpline, g0: torch.Tensor, t: tor
     # unbind once: indexing a tensor that needs grad inside the loop would make
     # backward allocate (and zero-fill) a full-size gradient per index
     biases = bias.reshape(4 * n, *bias.shape[2:]).unbind(0) if bias.requires_grad else bias.reshape(4 * n, *bias.shape[2:])
-    gs = [g0]
-    g = g0
-    third = 1.0 / 3.0
-    for i in range(n):
-        dxi, bi = dX[i], biases[4 * i: 4 * i + 4]
-        k1 = k(g, dxi[0], bi[0])
-        k2 = k(torch.add(g, k1, alpha=third), dxi[1], bi[1])
-        k3 = k(g + k2 - k1 * third, dxi[2], bi[2])
-        k4 = k(g + k1 - k2 + k3, dxi[3], bi[3])
-        g = g + (k1 + 3 * (k2 + k3) + k4) * 0.125
-        gs.append(g)
-    return torch.stack(gs, dim=1)
+    # the step h is inside the field (h dX/dt): unit steps
+    gs = rk4_loop(lambda i, j, g: k(g, dX[i, j], biases[4 * i + j]), g0, [1.0] * n)
+    return gs.transpose(0, 1)

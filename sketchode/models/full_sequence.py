@@ -31,6 +31,7 @@ from sketchode.models.dynamics import paper_hidden
 from sketchode.models.encoder import CDEEncoder
 from sketchode.models.losses import reconstruction_loss
 from sketchode.models.protocol import reconstruct_full
+from sketchode.numerics.solvers import check_solver
 
 __all__ = ["SketchODE"]
 
@@ -73,10 +74,7 @@ class SketchODE(nn.Module):
                  beta: float = 1.0, pen_weight: float = 1.0, join_points: int = JOIN_POINTS,
                  pen: str = "state"):
         super().__init__()
-        if solver not in ("fast", "reference"):
-            raise ValueError(f"SketchODE: solver must be 'fast' or 'reference', got {solver!r}")
-        if adjoint and solver != "reference":
-            raise ValueError("SketchODE: adjoint=True needs solver='reference' (torchcde/torchdiffeq)")
+        check_solver(solver, adjoint, "SketchODE")
         if pen not in ("state", "hidden"):
             raise ValueError(f"SketchODE: pen must be 'state' or 'hidden', got {pen!r}")
         if int(G) < 2 or not T > 0:

@@ -86,7 +86,7 @@ from sketchode.models.decoder import ODEDecoder, check_latent
 from sketchode.models.dynamics import FoldedMLP, Periodic, paper_hidden
 from sketchode.models.encoder import CDEEncoder, natural_cubic_coeffs
 from sketchode.numerics.fused import rk4_mlp
-from sketchode.numerics.solvers import check_grid, stage_times
+from sketchode.numerics.solvers import check_grid, check_solver, stage_times
 
 __all__ = ["MultiStrokeSketchODE", "MAX_STROKES"]
 
@@ -154,10 +154,7 @@ class MultiStrokeSketchODE(nn.Module):
                  chain_norm: bool = True):
         super().__init__()
         where = "MultiStrokeSketchODE"
-        if solver not in ("fast", "reference"):
-            raise ValueError(f"{where}: solver must be 'fast' or 'reference', got {solver!r}")
-        if adjoint and solver != "reference":
-            raise ValueError(f"{where}: adjoint=True needs solver='reference' (torchcde/torchdiffeq)")
+        check_solver(solver, adjoint, where)
         if int(G) < 2 or not T > 0:
             raise ValueError(f"{where}: need G >= 2 and T > 0, got G={G}, T={T}")
         if max_strokes is not None and (isinstance(max_strokes, bool) or int(max_strokes) != max_strokes

@@ -21,6 +21,9 @@ Contents
 * :func:`check_grid`: the validation every solver entry point runs first;
 * :func:`stage_times`: the ``4 (G - 1)`` times at which RK4 evaluates the
   vector field (the encoder precomputes its control's derivative there);
+* :func:`check_solver`: the one check of a ``solver=`` / ``adjoint=`` pair, for every model;
+* :func:`rk4_loop`: the 3/8 rule on any stage function, the one RK4 loop of the
+  package outside the fused solver (the models' fallbacks use it);
 * :func:`rk4`: a small, general fixed-grid solver ``dy/dt = f(t, y)``, output
   at every grid point, the one chapter 2 derives;
 * :func:`rk4_second_order_positions`: the closed form that turns the RK4
@@ -41,7 +44,8 @@ from typing import Callable
 
 import torch
 
-__all__ = ["check_grid", "stage_times", "rk4", "rk4_second_order_positions", "RK4_STAGES"]
+__all__ = ["check_grid", "check_solver", "stage_times", "rk4_loop", "rk4", "rk4_second_order_positions",
+           "RK4_STAGES"]
 
 #: Fractions of the step at which the 3/8-rule stages are evaluated.
 RK4_STAGES = (0.0, 1.0 / 3.0, 2.0 / 3.0, 1.0)
@@ -75,6 +79,22 @@ def check_grid(t, where: str = "solver", min_points: int = 2) -> torch.Tensor:
     return t
 
 
+def check_solver(solver: str, adjoint: bool, where: str, reference: str = "reference",
+                 reference_is: str = "torchcde/torchdiffeq") -> tuple[str, bool]:
+    """Validate a model's ``solver`` (``"fast"`` or ``reference``) and ``adjoint`` pair; returns them.
+
+    ``adjoint=True`` (the adjoint method of torchdiffeq/torchcde, O(1) memory
+    in the number of steps) exists only for the reference libraries: the fast
+    paths backpropagate through their own stages.
+    """
+    if solver not in ("fast", reference):
+        raise ValueError(f"{where}: solver must be 'fast' or {reference!r}, got {solver!r}")
+    if adjoint and solver == "fast":
+        raise ValueError(f"{where}: adjoint=True needs solver={reference!r} ({reference_is}; the fast path "
+                         "backpropagates directly)")
+    return solver, bool(adjoint)
+
+
 def stage_times(t: torch.Tensor) -> torch.Tensor:
     """``(G - 1, 4)`` times of the 3/8-rule stages on grid ``t``: ``t_n + c h_n``, ``c`` in :data:`RK4_STAGES`.
 
@@ -87,6 +107,37 @@ def stage_times(t: torch.Tensor) -> torch.Tensor:
     return torch.stack([t0, t0 + h * RK4_STAGES[1], t0 + h * RK4_STAGES[2], t1], dim=1)
 
 
+def rk4_loop(k: Callable[[int, int, torch.Tensor], torch.Tensor], y0: torch.Tensor, h, keep_stages: bool = False):
+    """The 3/8 rule with a stage function: ``k(n, j, y)`` is the field at stage ``j`` (0-3) of step ``n``.
+
+    One step, in torchdiffeq's order of operations (``rk4_alt_step_func``)::
+
+        k1 = k(n, 0, y);  k2 = k(n, 1, y + h (k1 / 3));  k3 = k(n, 2, y + h (k2 - k1 / 3))
+        k4 = k(n, 3, y + h (k1 - k2 + k3));  y' = y + (k1 + 3 (k2 + k3) + k4) h / 8
+
+    ``h`` is a sequence of step sizes (Python floats or 0-d tensors; a field that
+    already includes the step, ``h dX``, passes ones).  Returns the states at
+    every grid point, ``(len(h) + 1, *y0.shape)``, and with ``keep_stages`` also
+    the stages ``k1, k2, k3`` of every step (``(len(h), *y0.shape)`` each; the
+    second-order decoder turns them into positions, :func:`rk4_second_order_positions`).
+    """
+    third = 1.0 / 3.0
+    ys, ks = [y0], ([], [], [])
+    y = y0
+    for n, hn in enumerate(h):
+        k1 = k(n, 0, y)
+        k2 = k(n, 1, y + hn * (k1 * third))
+        k3 = k(n, 2, y + hn * (k2 - k1 * third))
+        k4 = k(n, 3, y + hn * (k1 - k2 + k3))
+        y = y + (k1 + 3 * (k2 + k3) + k4) * hn * 0.125
+        ys.append(y)
+        if keep_stages:
+            for lst, kk in zip(ks, (k1, k2, k3)):
+                lst.append(kk)
+    out = torch.stack(ys)
+    return (out, tuple(torch.stack(s) for s in ks)) if keep_stages else out
+
+
 def rk4(f: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], y0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """Solve ``dy/dt = f(t, y)``, ``y(t[0]) = y0`` with one 3/8-rule RK4 step per grid interval.
 
@@ -96,18 +147,7 @@ def rk4(f: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], y0: torch.Tenso
     """
     check_grid(t, "rk4")
     ts = stage_times(t)
-    h = t[1:] - t[:-1]
-    ys = [y0]
-    y = y0
-    for n in range(len(t) - 1):
-        hn = h[n]
-        k1 = f(ts[n, 0], y)
-        k2 = f(ts[n, 1], y + hn * k1 / 3)
-        k3 = f(ts[n, 2], y + hn * (k2 - k1 / 3))
-        k4 = f(ts[n, 3], y + hn * (k1 - k2 + k3))
-        y = y + hn * (k1 + 3 * (k2 + k3) + k4) / 8
-        ys.append(y)
-    return torch.stack(ys)
+    return rk4_loop(lambda n, j, y: f(ts[n, j], y), y0, (t[1:] - t[:-1]).unbind(0))
 
 
 def rk4_second_order_positions(
