@@ -134,10 +134,9 @@ class MultiStrokeSketchODE(nn.Module):
         chain maps ``U``, ``V`` and ``R`` read (default).  Without it, as in
         appendix C and the authors' code, each stroke's final state feeds the
         next stroke's initial state unnormalised, and at initialisation the
-        states grow geometrically along the chain (measured on Quick, Draw!
-        sheep, 23 strokes, ``d = 144``: about 1.7x per stroke, start
-        predictions of 10^2-10^4 after ten strokes, an initial loss of 10^4
-        instead of 10^0), which stalls training on drawings of many strokes.
+        states grow geometrically along the chain (the book's "Measurements"
+        page gives the growth on the sheep), which stalls training on
+        drawings of many strokes.
     """
 
     default_lr = 3e-3

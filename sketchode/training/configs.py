@@ -32,19 +32,12 @@ handwriting with its recorded pen timing (``omniglot-strokes``); ``doodles``
 is the Quick, Draw! setting on the face, fish and flower samples (chapter 14).
 
 The multi-stroke configs start the decoder at zero acceleration
-(``zero_last=True``, torchdiffeq's advice).  Measured on sheep (batch 32,
-lr 3e-3, 16 steps): with the default initialisation the point loss jumped
-from 0.31 to 10.1 after the first step and was still 1.8 after 16; with
-``zero_last`` it ended at 0.026 (total loss 1.28 -> 0.44).
-
-The full-sequence configs keep the paper's choice of the pen as a visible
-coordinate of the state (``pen="state"``, section 4.4).  Reading the pen
-logit linearly from the decoder's hidden position instead (``pen="hidden"``,
-as the authors' code does) trained faster in a short comparison: after 300
-steps on the digits the held-out pen loss was 0.056 against 0.127 and the
-position loss 0.019 against 0.021 (``build_model("digits", pen="hidden")``).
-Frequencies: ``w = 1`` (fixed); after 150 steps ``w = 1`` beat ``w = 3``
-(held-out loss 0.20 against 0.26).
+(``zero_last=True``, torchdiffeq's advice: without it the first steps blow
+the point loss up). The full-sequence configs keep the paper's choice of the
+pen as a visible coordinate of the state (``pen="state"``, section 4.4);
+``pen="hidden"`` reads it from the decoder's hidden position, as the
+authors' code does. Frequencies: ``w = 1`` (fixed). The short comparisons
+behind these choices are on the book's "Measurements" page.
 
 Training settings (``train`` of each config) are keyword arguments of
 :func:`sketchode.training.fit.fit`; anything can be overridden:
