@@ -24,7 +24,8 @@ on top of it, and the library never imports them (``tests/test_layers.py``)::
       plot.py            figures, rasterisation, SVG, animations
       data/              one drawing (sketch), batching, file formats, datasets and splits,
                          the embedded digits and letters (synthetic), Perlin augmentation (4.4, 4.6, 5.1; ch. 1, 6)
-      numerics/          RK4 reference (solvers), fused RK4 with its backward (fused, csrc/) (5.1; ch. 2, 8)
+      accel/             the C++ stage loops of the fused solver, built once per machine into a keyed cache
+      numerics/          RK4 reference (solvers), fused RK4 with its backward (fused) (5.1; ch. 2, 8)
       models/            dynamics, encoder (CDE), decoder (second-order ODE), losses (eq. 5),
                          full_sequence (SketchODE), multistroke, lstm (the baseline) (4.1-4.5; ch. 3, 7, 8, 14)
       training/          fit, checkpoint, runlog, configs (the paper's named settings) (5.1; ch. 8)

@@ -70,3 +70,17 @@ def tiny_autoencoder(request):
     if request.param == "ode":
         return SketchODE(d=8, l=6, G=20, n_hidden=1)
     return RNNAutoencoder(d=8, l=6, G=20)
+
+
+@pytest.fixture
+def cpp_loops():
+    """The C++ extension (loaded, or built into the cache, at the first test that needs it), else a skip.
+
+    Never at collection: a module-level check would compile during ``pytest --collect-only``.
+    """
+    from sketchode.numerics.fused import cpp_extension
+
+    ext = cpp_extension()
+    if ext is None:
+        pytest.skip(f"C++ loops not built: {cpp_extension.error}")
+    return ext

@@ -1,10 +1,14 @@
-"""The C++ stage loops of :mod:`sketchode.numerics.fused` (``sketchode/csrc/fused_rk4.cpp``) against the Python ones.
+"""The C++ stage loops of :mod:`sketchode.numerics.fused` (``accel/csrc/fused_rk4.cpp``) against the Python ones.
 
 The two compute the same stages in the same order but through different
 kernels (the C++ loops call the BLAS and their own element-wise loops), so
 they agree to rounding: ~1e-15 relative in float64, ~1e-7 in float32.  On
 several threads the C++ loops split the batch into blocks of rows, and every
 sample must still get its own solution.
+
+The extension is loaded (built into the accelerator's cache when it is not
+there yet) by the ``cpp_loops`` fixture, when the first test that needs it
+runs: never while the tests are collected.
 """
 
 import os
@@ -12,11 +16,13 @@ import os
 import pytest
 import torch
 
+from sketchode.accel import build as accel_build
 from sketchode.numerics import fused
 from sketchode.numerics.fused import cpp_extension, loops, rk4_mlp
 from test_fused import _problem
 
-needs_cpp = pytest.mark.skipif(cpp_extension() is None, reason=f"C++ loops not built: {cpp_extension.error}")
+
+needs_cpp = pytest.mark.usefixtures("cpp_loops")
 
 
 def _solve_and_grads(p, kind, stages=False):
@@ -64,7 +70,7 @@ def test_cpp_loops_equal_python_loops(one_thread, controlled, stages, dtype, lay
 @pytest.mark.parametrize("controlled", [False, True])
 def test_products_through_torch_when_no_blas(one_thread, controlled):
     """Where torch exports no BLAS symbols the C++ loops multiply through torch: same numbers."""
-    ext = cpp_extension()
+    ext = cpp_extension()  # (loaded by the cpp_loops fixture)
     p = _problem(layers=2, controlled=controlled, B=4, n=4, seed=5)
     ref = _solve_and_grads(p, "python", stages=True)
     old = ext.set_use_blas(False)
@@ -136,9 +142,9 @@ def test_bad_environment_variable_is_named(monkeypatch):
 
 def test_failed_build_falls_back_or_fails_clearly(monkeypatch, one_thread):
     """No compiler: ``auto`` warns once and gives the Python loops' results; ``cpp`` raises with the reason."""
-    monkeypatch.setitem(fused._state, "tried", True)
-    monkeypatch.setitem(fused._state, "ext", None)
-    monkeypatch.setitem(fused._state, "error", "CalledProcessError: c++ not found")
+    monkeypatch.setitem(accel_build._state, "tried", True)
+    monkeypatch.setitem(accel_build._state, "module", None)
+    monkeypatch.setitem(accel_build._state, "error", "CalledProcessError: c++ not found")
     monkeypatch.setitem(fused._state, "warned", False)
     p = _problem(B=3, n=3)
     with pytest.warns(RuntimeWarning, match="c\\+\\+ not found"):
@@ -150,8 +156,9 @@ def test_failed_build_falls_back_or_fails_clearly(monkeypatch, one_thread):
 
 
 def test_source_ships_with_the_package():
-    assert fused._SOURCE.is_file() and fused._SOURCE.suffix == ".cpp"
-    assert "numerics/csrc/*.cpp" in open(os.path.join(os.path.dirname(__file__), "..", "pyproject.toml")).read()
+    assert accel_build.SOURCE.is_file() and accel_build.SOURCE.suffix == ".cpp"
+    assert accel_build.SOURCE.parent.parent.name == "accel"
+    assert '"accel/csrc/*.cpp"' in open(os.path.join(os.path.dirname(__file__), "..", "pyproject.toml")).read()
 
 
 @needs_cpp

@@ -11,9 +11,9 @@ PKG = Path(__file__).resolve().parents[1] / "sketchode"
 #: modules a library module may not import: the chapters' wing and the command line
 UPPER = ("sketchode.book", "sketchode.cli", "sketchode.__main__")
 #: the library's layers: a module may import its own layer's modules and lower ranks only
-RANK = {"sketchode._version": 0, "sketchode.settings": 0, "sketchode.data": 1, "sketchode.numerics": 1,
-        "sketchode.models": 2, "sketchode.plot": 2, "sketchode.pretrained": 2, "sketchode.training": 3,
-        "sketchode.evaluation": 4}
+RANK = {"sketchode._version": 0, "sketchode.settings": 0, "sketchode.accel": 0, "sketchode.data": 1,
+        "sketchode.numerics": 1, "sketchode.models": 2, "sketchode.plot": 2, "sketchode.pretrained": 2,
+        "sketchode.training": 3, "sketchode.evaluation": 4}
 
 
 def layer(module: str):

@@ -33,7 +33,7 @@ from sketchode.models.multistroke import MultiStrokeSketchODE
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-needs_cpp = pytest.mark.skipif(cpp_extension() is None, reason=f"C++ loops not built: {cpp_extension.error}")
+needs_cpp = pytest.mark.usefixtures("cpp_loops")
 
 # Computed with the implementation before the batched chains (as of commit a55a2c3: per-stroke
 # CDEEncoder.solve / ODEDecoder.solve, C++ loops with A @ B^T products, no subnormal flush),

@@ -444,12 +444,17 @@ def test_device_and_threads(train_val):
         pick_device("toaster")
     n = sensible_threads()
     assert 1 <= n <= min(4, os.cpu_count())
-    torch.set_num_threads(n + 2)
-    fit(_model(), train_val[0][:4], steps=1, progress=False)  # lowered when above the sensible count
-    assert torch.get_num_threads() == n
-    torch.set_num_threads(1)
-    fit(_model(), train_val[0][:4], steps=1, progress=False)  # left alone when below
-    assert torch.get_num_threads() == 1
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(n + 2)
+        fit(_model(), train_val[0][:4], steps=1, progress=False)  # the library leaves the process's count alone
+        assert torch.get_num_threads() == n + 2
+        seen = []
+        fit(_model(), train_val[0][:4], steps=1, progress=False, threads=1,
+            callback=lambda model, record: seen.append(torch.get_num_threads()))
+        assert seen == [1] and torch.get_num_threads() == n + 2  # threads= holds during the call, then is restored
+    finally:
+        torch.set_num_threads(old)
 
 
 def test_rnn_autoencoder_protocol(train_val):

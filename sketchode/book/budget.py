@@ -55,7 +55,6 @@ def load_or_train(name: str, checkpoint=None, *, train_if_missing: bool | None =
     from sketchode.training.checkpoint import config_differences, load_checkpoint, load_model
     from sketchode.training.configs import get_config
     from sketchode.data import load
-    from sketchode.numerics.fused import keep_freed_memory
     from sketchode.pretrained import shipped_checkpoint
     from sketchode.training.fit import History, fit, pick_device
 
@@ -96,7 +95,6 @@ def load_or_train(name: str, checkpoint=None, *, train_if_missing: bool | None =
         how = (f"up to {kw['time_limit']:.0f} s" + (f" or {kw['steps']} steps" if kw.get("steps") else "")
                + " on the whole training split")
     print(f"sketchode: load_or_train({name!r}): {why}; training it for {how}", file=sys.stderr)
-    keep_freed_memory()
     train = load(cfg.dataset, "train", root=data_root)
     val = load(cfg.dataset, "test", root=data_root)[: 256 if not FAST else 64]
     if FAST:

@@ -144,7 +144,7 @@ def run_one(run: Run, root=None, threads: int | None = 1, test_limit: int | None
         "seconds_per_step": round(seconds / run.steps, 5),
         "last_train_loss": hist.last.get("train_loss") if hist.last else None,
         "test": {k: (float(v) if k != "n" else int(v)) for k, v in res.items()},
-        "threads": torch.get_num_threads(),
+        "threads": threads or torch.get_num_threads(),
         "torch": torch.__version__,
         **extra,
     }

@@ -14,17 +14,43 @@ eq. 5 loss, backward, gradient clipping, AdamW step) of
 
 on the same batch of embedded digits (no data root needed).  The three are
 timed in interleaved rounds (so a slow phase of the machine hits all of them)
-and the median of the rounds is reported.
+and the median of the rounds is reported, with the 1-minute load average
+before and after: other processes on the cores make every figure (and the
+ratios) unreliable, and the result then carries a ``load_warning``.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 
 import torch
 
-__all__ = ["bench", "time_step", "step_flops"]
+__all__ = ["bench", "time_step", "step_flops", "load_warning"]
+
+
+def _load() -> list | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (OSError, AttributeError):  # no load average on this platform
+        return None
+
+
+def load_warning(before, after, threads: int, cpus: int) -> str | None:
+    """Why a CPU measurement on ``threads`` threads is unreliable under these load averages, or ``None``.
+
+    ``before`` and ``after`` are :func:`os.getloadavg` triples taken around
+    the measurement.  It is unreliable when, by the 1-minute average, the load
+    before plus its own threads exceeds the CPUs by more than half a CPU, or
+    the load after it does.
+    """
+    if before is None or after is None:
+        return None
+    if before[0] + threads <= cpus + 0.5 and after[0] <= cpus + 0.5:
+        return None
+    return (f"load average {before[0]:.2f} before and {after[0]:.2f} after, on {cpus} CPUs with {threads} "
+            f"thread(s): other processes competed for the cores, so these times and ratios are not reliable")
 
 
 def _sync(device: torch.device) -> None:
@@ -93,17 +119,26 @@ def bench(d: int = 64, l: int = 48, batch: int = 64, G: int = 75, device=None, r
     (``None`` when ``naive=False``), ``ratio`` (= sketchode / rnn),
     ``speedup_vs_naive`` (= naive / sketchode), ``sketchode_gflop`` and ``rnn_gflop``
     (arithmetic of one step, :func:`step_flops`), ``device``, ``threads``, ``loops``
-    (``"cpp"`` or ``"python"``: which stage loops the fused solver ran) and the
-    settings.  ``threads`` sets torch's CPU threads for the measurement (default:
-    :func:`sketchode.training.fit.sensible_threads`); ``loops`` picks the stage loops
-    (default: the current setting, :func:`sketchode.numerics.fused.loops`).
+    (``"cpp"`` or ``"python"``: which stage loops the fused solver ran),
+    ``load_before`` / ``load_after`` (:func:`os.getloadavg`, ``None`` where
+    there is none), ``cpus`` (those this process may use), ``load_warning``
+    (:func:`load_warning`, ``None`` when the load was low enough) and the
+    settings.  ``threads`` sets torch's CPU threads for the measurement only
+    (restored afterwards; default: the current count); ``loops`` picks the
+    stage loops (default: the current setting, :func:`sketchode.numerics.fused.loops`).
+    The ``bench`` command also sets the allocator
+    (:func:`sketchode.numerics.fused.keep_freed_memory`); this function does not.
     """
     import contextlib
 
     from sketchode.numerics import fused
 
-    with fused.loops(loops) if loops else contextlib.nullcontext():
-        return _bench(d, l, batch, G, device, rounds, warmup, naive, threads, seed)
+    before = torch.get_num_threads()
+    try:
+        with fused.loops(loops) if loops else contextlib.nullcontext():
+            return _bench(d, l, batch, G, device, rounds, warmup, naive, threads, seed)
+    finally:
+        torch.set_num_threads(before)
 
 
 def _bench(d, l, batch, G, device, rounds, warmup, naive, threads, seed):  # noqa: E741
@@ -111,14 +146,13 @@ def _bench(d, l, batch, G, device, rounds, warmup, naive, threads, seed):  # noq
     from sketchode.models.lstm import RNNAutoencoder
     from sketchode.data.sketch import prepare
     from sketchode.data.synthetic import digits
-    from sketchode.numerics.fused import keep_freed_memory
     from sketchode.models.full_sequence import SketchODE
-    from sketchode.training.fit import pick_device, sensible_threads
+    from sketchode.training.fit import pick_device
 
     dev = pick_device(device)
-    keep_freed_memory()
-    if dev.type == "cpu":
-        torch.set_num_threads(int(threads) if threads else sensible_threads())
+    if dev.type == "cpu" and threads:
+        torch.set_num_threads(int(threads))
+    load_before = _load()
     n = max(1, -(-batch // 10))
     sketches = prepare(digits(n_per_class=n, seed=seed))[:batch]
     torch.manual_seed(seed)
@@ -140,6 +174,12 @@ def _bench(d, l, batch, G, device, rounds, warmup, naive, threads, seed):  # noq
         for name, (m, b, opt) in runs.items():
             times[name].append(time_step(m, b, opt))
     med = {name: statistics.median(v) for name, v in times.items()}
+    load_after = _load()
+    try:
+        cpus = max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        cpus = max(1, os.cpu_count() or 1)
+    n_threads = torch.get_num_threads()
     out = {
         "sketchode_s": round(med["sketchode"], 5),
         "rnn_s": round(med["rnn"], 5),
@@ -149,8 +189,10 @@ def _bench(d, l, batch, G, device, rounds, warmup, naive, threads, seed):  # noq
         "sketchode_gflop": float(f"{gflop['sketchode']:.4g}"),
         "rnn_gflop": float(f"{gflop['rnn']:.4g}"),
         "device": str(dev) if dev.type != "cuda" else f"cuda ({torch.cuda.get_device_name(dev)})",
-        "threads": torch.get_num_threads() if dev.type == "cpu" else None,
+        "threads": n_threads if dev.type == "cpu" else None,
         "loops": "cpp" if fused._ext_for(torch.empty(0, device=dev)) is not None else "python",
+        "load_before": load_before, "load_after": load_after, "cpus": cpus,
+        "load_warning": load_warning(load_before, load_after, n_threads, cpus) if dev.type == "cpu" else None,
         "d": d, "l": l, "batch": batch, "G": G, "rounds": rounds,
         "torch": torch.__version__,
     }

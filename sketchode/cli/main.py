@@ -43,7 +43,17 @@ Subcommands
     other categories: :func:`sketchode.evaluation.scores.recognition_set`).
 ``bench [--json]``
     seconds per training step of SketchODE, the LSTM baseline and the naive
-    torchcde/torchdiffeq composition (:func:`sketchode.cli.bench.bench`).
+    torchcde/torchdiffeq composition (:func:`sketchode.cli.bench.bench`), with
+    the load average it ran under (and a warning when other processes held the cores).
+``build-accel [--json]``
+    compile the C++ stage loops (:mod:`sketchode.accel`) into their cache now
+    (otherwise the first fused solve that uses them does) and say where they are.
+
+Process-wide settings are made here, by the commands that train or measure
+(``train``, ``finetune``, ``experiment``, ``campaign``, ``bench``), not by
+library calls: torch's thread count (``--threads``, else :func:`cli_threads`)
+and glibc's allocator thresholds
+(:func:`sketchode.numerics.fused.keep_freed_memory`).
 """
 
 from __future__ import annotations
@@ -51,7 +61,54 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import os
 import sys
+
+
+def _usable_cpus() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def cli_threads(requested: int | None = None) -> int:
+    """The torch thread count a training or measuring command runs with.
+
+    ``requested`` (``--threads``) when given.  Otherwise the current count
+    (which honours ``OMP_NUM_THREADS``), lowered to
+    :func:`sketchode.training.fit.sensible_threads` and to the CPUs that other
+    processes leave free by the 1-minute load average (at least one): torch's
+    OpenMP workers spin-wait for each other, so a thread that shares a core
+    with another busy process stalls all of them, and one thread is then
+    faster than two.
+    """
+    import torch
+
+    from sketchode.training.fit import sensible_threads
+
+    if requested is not None:
+        if int(requested) != requested or requested < 1:
+            raise ValueError(f"--threads must be an integer >= 1, got {requested!r}")
+        return int(requested)
+    n = min(torch.get_num_threads(), sensible_threads())
+    try:
+        free = _usable_cpus() - os.getloadavg()[0]
+    except (OSError, AttributeError):  # no load average on this platform
+        return max(1, n)
+    return max(1, min(n, int(free + 0.5)))
+
+
+def _process_settings(threads: int | None = None) -> int:
+    """Set torch's thread count (:func:`cli_threads`) and keep freed memory in the heap; returns the thread count."""
+    import torch
+
+    from sketchode.numerics.fused import keep_freed_memory
+
+    n = cli_threads(threads)
+    torch.set_num_threads(n)
+    keep_freed_memory()
+    return n
 
 
 def _info(args) -> int:
@@ -118,6 +175,7 @@ def _fetch(args) -> int:
 def _campaign(args) -> int:
     from sketchode.cli.campaign import DEFAULT_JOBS, run_campaign
 
+    _process_settings()
     rep = run_campaign(args.out_dir, minutes=args.minutes, jobs=args.jobs or DEFAULT_JOBS, device=args.device,
                        batch_size=args.batch_size, root=args.data_root, limit_train=args.limit_train,
                        progress=not args.json)
@@ -188,7 +246,6 @@ def _train(args) -> int:
 
     from sketchode.training.configs import get_config
     from sketchode.data import load
-    from sketchode.numerics.fused import keep_freed_memory
     from sketchode.training.runlog import RunLog
     from sketchode.training.fit import fit, seed_everything
 
@@ -209,7 +266,7 @@ def _train(args) -> int:
     elif out.exists() and not resume:
         raise ValueError(f"{out} exists (a run already written there); pass --resume to continue it, "
                          "or --out to write the new run elsewhere (nothing was changed)")
-    keep_freed_memory()
+    _process_settings(args.threads)
     seed_everything(args.seed)
     dataset = args.dataset or cfg.dataset
     train = load(dataset, split="train", root=args.data_root)
@@ -285,6 +342,7 @@ def _finetune(args) -> int:
 
     if Path(args.out).exists():
         raise ValueError(f"{args.out} exists; choose another --out or delete it first (nothing was changed)")
+    _process_settings(args.threads)
     ck = load_checkpoint(args.checkpoint)
     base_meta = (ck.get("train_state") or {}).get("meta") or {}
     model = load_model(args.checkpoint, map_location="cpu")
@@ -330,9 +388,30 @@ def _recognizer(args) -> int:
 def _bench(args) -> int:
     from sketchode.cli.bench import bench
 
+    _process_settings(args.threads)
     res = bench(d=args.d, l=args.l, batch=args.batch, G=args.G, device=args.device, rounds=args.rounds,
                 naive=not args.no_naive, threads=args.threads, loops=args.loops)
+    if res.get("load_warning"):
+        print(f"sketchode bench: warning: {res['load_warning']}", file=sys.stderr)
     print(json.dumps(res) if args.json else "\n".join(f"{k:18s} {v}" for k, v in res.items()))
+    return 0
+
+
+def _build_accel(args) -> int:
+    import time
+
+    from sketchode import accel
+
+    was_built = accel.is_built()
+    t0 = time.perf_counter()
+    ext = accel.load()
+    res = {"built_now": ext is not None and not was_built, "seconds": round(time.perf_counter() - t0, 2),
+           "build_dir": str(accel.build_dir()), "module": getattr(ext, "__file__", None), "key": accel.cache_key(),
+           "error": accel.error()}
+    print(json.dumps(res) if args.json else "\n".join(f"{k:12s} {v}" for k, v in res.items()))
+    if ext is None:
+        print(f"sketchode build-accel: the C++ loops could not be built: {accel.error()}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -362,6 +441,7 @@ def _experiment(args) -> int:
         kw["root"] = args.data_root
         by = ("variant",)
     runs = GRIDS[args.grid](**kw)
+    _process_settings(args.threads)
     data = run_grid(runs, args.out, root=args.data_root, threads=args.threads,
                     log=lambda msg: print(msg, file=sys.stderr, flush=True), reuse=args.reuse,
                     recognition=args.grid == "reconstruction", checkpoint_dir=args.checkpoint_dir,
@@ -509,6 +589,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="the fused solver's stage loops (default: SKETCHODE_LOOPS, else auto)")
     pb.add_argument("--json", action="store_true")
     pb.set_defaults(func=_bench)
+    pa = sub.add_parser("build-accel", help="compile the C++ stage loops into their cache now (once per machine)")
+    pa.add_argument("--json", action="store_true")
+    pa.set_defaults(func=_build_accel)
     args = p.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     return _run(args)

@@ -39,9 +39,11 @@ autograd through :func:`sketchode.numerics.solvers.rk4` and with torchdiffeq/tor
 Two implementations of the two stage loops
 ------------------------------------------
 The loops are written here in Python (read them: they are the reference) and
-once more in C++ (``sketchode/csrc/fused_rk4.cpp``), compiled on first use
-with :func:`torch.utils.cpp_extension.load` (about 30 s, once per machine;
-needs a C++ compiler).  The C++ loops compute the same stages in the same
+once more in C++ (``sketchode/accel/csrc/fused_rk4.cpp``), the accelerator
+(:mod:`sketchode.accel`): compiled with :func:`torch.utils.cpp_extension.load`
+once per machine (needs a C++ compiler) into a cache keyed by the source's
+hash and the torch build, at the first solve that runs them, never at import.
+The C++ loops compute the same stages in the same
 order, but call the BLAS on raw pointers instead of creating thousands of
 small tensors, compute ``sin`` and ``cos`` of a layer in one float32 pass,
 split the batch into one block of rows per CPU thread, sum the weight
@@ -51,33 +53,31 @@ between forward and backward) and flush subnormal numbers to zero (gradients
 that travel back through a long chain of strokes reach that range, where
 every x86 core slows down several-fold).  They agree with the Python loops
 to rounding (``tests/test_fused_cpp.py``) and make a training step at the
-paper's size about twice as fast on a 2-core CPU.  They serve CPU tensors;
-CUDA tensors always take the Python loops.
+paper's size faster on a CPU (``python -m sketchode bench`` measures it).
+They serve CPU tensors; CUDA tensors always take the Python loops.
 
 Which loops run is set by :func:`loops` (a context manager) or the
 environment variable ``SKETCHODE_LOOPS``: ``auto`` (default: C++ when it
 compiles, else Python with one warning), ``cpp`` (C++ or an error) or
-``python``.
+``python`` (nothing is compiled).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch.autograd.function import once_differentiable
 
+from sketchode import accel
+
 __all__ = ["rk4_mlp", "FusedSpec", "keep_freed_memory", "loops", "cpp_extension", "LOOPS"]
 
 LOOPS = ("auto", "cpp", "python")
-_SOURCE = Path(__file__).with_name("csrc") / "fused_rk4.cpp"
-_EXT_NAME = "sketchode_fused_rk4_v2"  # v2: NN products, weight gradients in the loop, subnormals flushed
-_state = {"loops": None, "ext": None, "error": None, "tried": False, "warned": False}
+_state = {"loops": None, "warned": False}
 
 
 def _mode() -> str:
@@ -88,38 +88,15 @@ def _mode() -> str:
 
 
 def cpp_extension():
-    """The compiled C++ stage loops (compiling them on first use), or ``None`` where they cannot be built.
+    """The compiled C++ stage loops (:func:`sketchode.accel.load`: built into its cache on first use), or ``None``.
 
-    The build goes to torch's extension cache (``TORCH_EXTENSIONS_DIR``,
-    default ``~/.cache/torch_extensions``) and is reused by later processes;
-    a changed source file is rebuilt.  Why a build failed is kept in
-    ``cpp_extension.error``.
+    ``None`` where they cannot be built; why is kept in
+    ``cpp_extension.error``.  The build is made once per machine and shared
+    by every checkout of the same source (:mod:`sketchode.accel`).
     """
-    if not _state["tried"]:
-        _state["tried"] = True
-        try:
-            from torch.utils import cpp_extension as cx
-
-            try:  # the `ninja` wheel (a dependency) puts its binary beside the interpreter, maybe not on PATH
-                import ninja
-
-                os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
-            except (ImportError, AttributeError):
-                pass
-
-            try:
-                built = any(Path(cx._get_build_directory(_EXT_NAME, False)).glob("*.so"))
-            except Exception:  # private helper: only decides whether to print the notice
-                built = True
-            if not built:
-                print("sketchode: compiling the C++ RK4 loops once for this machine (about 30 s; "
-                      "SKETCHODE_LOOPS=python skips this)", file=sys.stderr, flush=True)
-            _state["ext"] = cx.load(name=_EXT_NAME, sources=[str(_SOURCE)], extra_cflags=["-O3", "-fopenmp"],
-                                   extra_ldflags=["-fopenmp"], verbose=False)
-        except Exception as err:  # no compiler, no ninja, headers missing: fall back to the Python loops
-            _state["error"] = f"{type(err).__name__}: {err}"
-    cpp_extension.error = _state["error"]
-    return _state["ext"]
+    ext = accel.load()
+    cpp_extension.error = accel.error()
+    return ext
 
 
 cpp_extension.error = None
@@ -150,11 +127,11 @@ def _ext_for(t: torch.Tensor):
     ext = cpp_extension()
     if ext is None:
         if mode == "cpp":
-            raise RuntimeError(f"the C++ RK4 loops could not be built ({_state['error']}); "
+            raise RuntimeError(f"the C++ RK4 loops could not be built ({cpp_extension.error}); "
                                "use SKETCHODE_LOOPS=python or install a C++ compiler")
         if not _state["warned"]:
             _state["warned"] = True
-            warnings.warn(f"sketchode: the C++ RK4 loops could not be built ({_state['error']}); "
+            warnings.warn(f"sketchode: the C++ RK4 loops could not be built ({cpp_extension.error}); "
                           "using the Python loops (slower, same results)", RuntimeWarning, stacklevel=3)
     return ext
 
@@ -252,7 +229,7 @@ class _FusedRK4(torch.autograd.Function):
         W1, Wlast = weights[0], weights[-1]
         mids = [(weights[1 + 2 * j], weights[2 + 2 * j]) for j in range(L - 1)]
         ext = _ext_for(y0)
-        if ext is not None:  # the same loop in C++ (sketchode/csrc/fused_rk4.cpp)
+        if ext is not None:  # the same loop in C++ (sketchode/accel/csrc/fused_rk4.cpp)
             Y, K, X, O, *ZD = ext.forward(list(spec.hs), [a == "cos" for a in spec.acts], spec.stages, spec.grad,
                                           y0, bias1, out_bias, dx, W1, weights[1:-1], Wlast)
             Z, Dr = ZD[:L], ZD[L:]
@@ -422,8 +399,9 @@ def keep_freed_memory(threshold: int = 1 << 30) -> bool:
     the 2-core CI machine).  Raising the mmap and trim thresholds
     (``mallopt``, the same as ``MALLOC_MMAP_THRESHOLD_`` /
     ``MALLOC_TRIM_THRESHOLD_`` in the environment) keeps the blocks in the
-    heap for reuse.  Called by :func:`sketchode.training.fit.fit` and the ``bench``
-    command; a no-op returning ``False`` where glibc is absent.
+    heap for reuse.  A process-wide setting, so no library function calls it:
+    the command line does (``train``, ``finetune``, ``experiment``,
+    ``campaign``, ``bench``); a no-op returning ``False`` where glibc is absent.
     """
     global _MALLOC_TUNED
     if _MALLOC_TUNED:

@@ -484,8 +484,9 @@ def fit(
     seed : seeds the epoch order and the augmentation (not the model's
         initial weights: see :func:`seed_everything`).
     device : see :func:`pick_device`.
-    threads : torch threads on the CPU; by default the current setting is
-        lowered to :func:`sensible_threads` when it is above it.
+    threads : torch threads on the CPU during this call (the previous count is
+        restored when it returns); by default the process's setting is left
+        alone (the command line sets it, see :func:`sensible_threads`).
     checkpoint : path of the checkpoint, written (atomically, see
         :func:`sketchode.training.checkpoint.save_checkpoint`) every
         ``checkpoint_every`` epochs (default 1) and when training stops.
@@ -585,11 +586,7 @@ def fit(
     if threads is not None and (int(threads) != threads or threads < 1):
         raise ValueError(f"{where}: threads must be an integer >= 1, got {threads!r}")
     device = pick_device(device)
-    if device.type == "cpu":
-        if threads is not None:
-            torch.set_num_threads(int(threads))
-        elif torch.get_num_threads() > sensible_threads():
-            torch.set_num_threads(sensible_threads())
+    threads_before = torch.get_num_threads() if threads is not None and device.type == "cpu" else None
     model.to(device)
 
     lr = model.default_lr if lr is None and hasattr(model, "default_lr") else lr
@@ -679,6 +676,8 @@ def fit(
     lock = _PathLock(ckpt_path) if ckpt_path is not None else None
     interrupt = _Interrupt()
     try:
+        if threads_before is not None:
+            torch.set_num_threads(int(threads))  # for this call only: restored in `finally`
         if lock is not None:
             lock.acquire(where)
         interrupt.install()
@@ -767,6 +766,8 @@ def fit(
                 history.stopped = stopped
                 save()
     finally:
+        if threads_before is not None:
+            torch.set_num_threads(threads_before)
         interrupt.uninstall()
         if lock is not None:
             lock.release()

@@ -1,6 +1,7 @@
-// The stage loops of sketchode.fused (RK4, 3/8 rule, periodic MLP fields) in C++.
+// The stage loops of sketchode.numerics.fused (RK4, 3/8 rule, periodic MLP fields) in C++.
+// Compiled and loaded by sketchode.accel: once per machine, into a cache keyed by this file's sha256 and torch.
 //
-// This file is a port of the two Python loops in sketchode/fused.py
+// This file is a port of the two Python loops in sketchode/numerics/fused.py
 // (_forward_loop and _backward_loop): the same stages, the same buffers,
 // the same order of operations.  What changes is the cost of each operation:
 //
@@ -677,8 +678,8 @@ bool set_use_blas(bool on) {
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("forward", &forward, "fused RK4 forward (see sketchode/fused.py)");
-  m.def("backward", &backward, "fused RK4 backward loop (see sketchode/fused.py)");
+  m.def("forward", &forward, "fused RK4 forward (see sketchode/numerics/fused.py)");
+  m.def("backward", &backward, "fused RK4 backward loop (see sketchode/numerics/fused.py)");
   m.def("uses_blas", &uses_blas, "whether products call the BLAS directly (else through torch)");
   m.def("sincos", &sincos_float, "sin and cos of a float tensor by the loops' kernel, and whether some input was out of range");
   m.def("set_flush", &set_flush, "flush subnormals to zero in the loops (True, default); returns the old value");
