@@ -10,6 +10,7 @@ name                        what (file under the data root)                     
 ==========================  =====================================================  ==================
 ``digits``, ``letters``     synthetic glyphs, :mod:`sketchode.data.synthetic`      train/test/all
                             (1000 per class, seed 0)
+``digits-wide``             the same digits' widened style (``style="wide"``)      train/test/all
 ``quickdraw-raw/<cat>``     Quick, Draw! raw ndjson with timing                    train/test/all
                             (``quickdraw-raw/<cat>.ndjson``, a small public sample);
                             ``quickdraw-raw/face,fish,flower`` joins categories
@@ -87,8 +88,8 @@ __all__ = [
 ]
 
 #: Names accepted by :func:`load` (``<cat>`` is a Quick, Draw! category, see :func:`quickdraw_categories`).
-NAMES = ("digits", "letters", "pendigits", "pendigits-orig", "quickdraw-raw/<category>", "quickdraw/<category>",
-         "sheep", "omniglot", "omniglot-strokes", "didi", "vectormnist")
+NAMES = ("digits", "letters", "digits-wide", "pendigits", "pendigits-orig", "quickdraw-raw/<category>",
+         "quickdraw/<category>", "sheep", "omniglot", "omniglot-strokes", "didi", "vectormnist")
 
 QUICKDRAW_RAW_URL = "https://raw.githubusercontent.com/borismus/exupery/master/public/sketches/{}.ndjson"
 QUICKDRAW_NPZ_URL = "https://storage.googleapis.com/quickdraw_dataset/sketchrnn/{}.npz"
@@ -463,7 +464,7 @@ def _omniglot_strokes(paths, errors, source) -> tuple[Sketch, ...]:
 @functools.lru_cache(maxsize=8)
 def _synthetic(name: str) -> tuple[Sketch, ...]:
     module = importlib.import_module("sketchode.data.synthetic")
-    return tuple(getattr(module, name)(n_per_class=1000, seed=0))
+    return tuple(getattr(module, name.replace("-", "_"))(n_per_class=1000, seed=0))
 
 
 def clear_cache() -> None:
@@ -507,7 +508,7 @@ def _joined(cat: str, name: str) -> list[str]:
 
 def files_for(name: str) -> list[str]:
     """Relative paths (under the data root) of the files a dataset reads; [] for synthetic ones."""
-    if name in ("digits", "letters"):
+    if name in ("digits", "letters", "digits-wide"):
         return []
     if name == "sheep":
         return ["sketchrnn/aaron_sheep.npz"]
@@ -569,7 +570,7 @@ def load(name: str, split: str = "train", root=None, errors: str = "raise") -> l
     if errors not in formats.ERRORS:
         raise ValueError(f"load: errors must be one of {formats.ERRORS}, got {errors!r}")
     rels = files_for(name)
-    if name in ("digits", "letters"):
+    if name in ("digits", "letters", "digits-wide"):
         _check_split(name, split, SPLITS)
         return list(_split_cached(_synthetic(name), split))
 
