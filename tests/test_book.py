@@ -121,3 +121,29 @@ def test_every_chapter_starts_with_an_install_cell_that_keeps_torch():
         assert "import sketchode" in src and "%pip install" in src, nb.name
         assert "sketchode[notebook]" in src and "torch" not in src.split("%pip install")[1], nb.name
         assert "hide-cell" in code[0]["metadata"].get("tags", []), nb.name
+
+
+def _code_cells():
+    import json
+
+    for p in sorted((ROOT / "book").glob("*.ipynb")):
+        for i, c in enumerate(json.loads(p.read_text())["cells"]):
+            if c["cell_type"] == "code":
+                yield p.name, i, "".join(c["source"])
+
+
+def test_code_lines_fit_the_rendered_page():
+    """No code line over 100 characters: the rendered HTML cuts longer lines off."""
+    long = [f"{name} cell {i}: {len(ln)} chars" for name, i, src in _code_cells()
+            for ln in src.splitlines() if len(ln) > 100]
+    assert not long, long[:10]
+
+
+def test_chapters_build_what_they_teach():
+    """At least 60 definitions (def/class) written in the chapters' cells, and in chapters 2, 4, 7 and 8 each."""
+    per = {}
+    for name, _, src in _code_cells():
+        per[name] = per.get(name, 0) + len(re.findall(r"^\s*(?:def|class) \w", src, flags=re.M))
+    assert sum(per.values()) >= 60, per
+    for ch in ("02_neural_odes", "04_augmented_dynamics", "07_cde_encoder", "08_full_model"):
+        assert per[ch + ".ipynb"] >= 8, (ch, per[ch + ".ipynb"])
