@@ -108,3 +108,12 @@ def test_the_front_door():
 
     for name in ("SketchODE", "MultiStrokeSketchODE", "RNNAutoencoder", "load", "fit", "evaluate"):
         assert name in sketchode.__all__ and callable(getattr(sketchode, name))
+
+
+def test_no_measurements_in_library_docstrings():
+    """Machine-specific measurements live on the book's Measurements page, not in the library's docstrings."""
+    import re
+
+    lib = [(m, src) for m, src in _modules() if not m.startswith(UPPER)]
+    found = [m for m, src in lib if re.search(r"\(measured|Measured \(|measured with|\bms/step\b", src)]
+    assert not found, found

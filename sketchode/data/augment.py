@@ -28,7 +28,7 @@ Implementation notes
   Perlin's 2002 "improved" noise: quintic fade ``6u^5 - 15u^4 + 10u^3``, the
   classic 256-entry permutation table, and the first two components of the
   package's 16 three-dimensional gradients).  It agrees with ``noise.pnoise2``
-  up to the float32 rounding of the C code (measured maximum difference about
+  up to the float32 rounding of the C code (a maximum difference of about
   1.3e-6) for ``base`` 0 and 1; the package reads past the end of its table
   for larger ``base`` (undefined behaviour in C), so this port wraps the table
   index instead (well defined, periodic).  It runs in

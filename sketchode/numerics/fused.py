@@ -326,8 +326,8 @@ def _at_b(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``a^T b`` for tall ``a (R, m)``, ``b (R, n)`` (a weight gradient: R = stages x samples rows).
 
     Computed as ``(b^T a)^T`` when ``n < m``: the BLAS runs these long, skinny
-    products faster with the smaller side as the result's rows (measured with
-    MKL on one thread: 1.5x for ``519 x 144``, 1.15x for ``173 x 146``).
+    products faster with the smaller side as the result's rows (the book's
+    "Measurements" page).
     """
     return (b.t() @ a).t() if b.shape[1] < a.shape[1] else a.t() @ b
 
@@ -394,9 +394,8 @@ def keep_freed_memory(threshold: int = 1 << 30) -> bool:
 
     A fused solve allocates tens of MB of stage buffers per training step.
     glibc serves such blocks with ``mmap`` and unmaps them on free, so every
-    step pays the page faults of touching fresh memory again (measured: the
-    encoder's forward pass at d=64, B=64, G=75 takes 57 ms instead of 38 ms on
-    the 2-core CI machine).  Raising the mmap and trim thresholds
+    step pays the page faults of touching fresh memory again (the book's
+    "Measurements" page has the cost).  Raising the mmap and trim thresholds
     (``mallopt``, the same as ``MALLOC_MMAP_THRESHOLD_`` /
     ``MALLOC_TRIM_THRESHOLD_`` in the environment) keeps the blocks in the
     heap for reuse.  A process-wide setting, so no library function calls it:

@@ -211,26 +211,10 @@ def _physical_cores() -> int:
 def sensible_threads() -> int:
     """Torch threads for CPU training: one per physical core this process may use, at most 4.
 
-    Measured (sketchode 0.1.0, torch 2.13 CPU, 2-core machine, one hyperthread
-    per core) on a training step (forward, backward, norm clipping, AdamW) of
-    :class:`~sketchode.models.lstm.RNNAutoencoder` with ``d=64, l=48``, a batch
-    of 64 digits on ``G=75`` points, 8 rounds of 10 steps per setting,
-    interleaved:
-
-    ===============================  ==================  ===================
-    machine state                    1 thread (ms/step)  2 threads (ms/step)
-    ===============================  ==================  ===================
-    idle                             37 (36-39)          23 (22-24)
-    idle, slower phase of the VM     53 (53-56)          36 (35-37)
-    one core busy with another job   51 (51-59)          132 (98-153)
-    ===============================  ==================  ===================
-
-    So two threads are about 1.5x faster when the cores are free, but 2.6x
+    Two threads train faster than one when the cores are free, and much
     slower when another process holds one of them (OpenMP workers spin and
-    wait for the busy core), which is why the test-suite uses one thread.
-    More threads than physical cores only add that contention; above 4 the
-    small matrices of these models (``d`` of 64-128) leave little to split
-    (not measured here: this machine has 2 cores).
+    wait for the busy core); more threads than physical cores only add that
+    contention.  The measurements are on the book's "Measurements" page.
     """
     return max(1, min(_physical_cores(), 4))
 
