@@ -10,7 +10,7 @@ def test_info_json(capsys, tmp_path):
     assert main(["info", "--json", "--data-root", str(tmp_path)]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["data_root"] == str(tmp_path) and out["data_root_from"] == "--data-root"
-    assert out["datasets_present"] == ["digits", "letters"] and out["quickdraw_categories_present"] == 0
+    assert out["datasets_present"] == ["digits", "digits-wide", "letters"] and out["quickdraw_categories_present"] == 0
 
 
 def test_data_digits_and_svg(capsys, tmp_path):

@@ -689,7 +689,7 @@ def available(root=None, local: bool = False) -> list[str]:
     names = []
     try:
         importlib.import_module("sketchode.data.synthetic")
-        names += ["digits", "letters"]
+        names += ["digits", "digits-wide", "letters"]
     except ImportError:
         pass
     fixed = ["pendigits", "pendigits-orig", "sheep", "omniglot", "omniglot-strokes", "didi", "vectormnist"]

@@ -38,7 +38,7 @@ __all__ = ["reconstruct", "reconstruct_full", "recognizer_for", "recognition_set
 GALLERY = 100
 
 #: Datasets whose recognizer can be trained on demand (embedded, no download).
-EMBEDDED = ("digits", "letters")
+EMBEDDED = ("digits", "digits-wide", "letters")
 
 
 def _cache_dir() -> Path:
