@@ -102,15 +102,13 @@ def main(seeds=(0, 1, 2, 3, 4), steps: int = 1000, out: Path = OUT) -> dict:
             model, r = run(train, val, 3e-3, 0, steps, spe, seed)
             r.update(data=data_name, n_train=len(train), seed=seed)
             r.pop("curve", None)
+            report["runs"].append(r)
             if r["diverged"]:
                 r["at_divergence"] = _diagnose(model, train, r["step"], spe, seed)
                 _, w = run(train, val, 3e-3, 500, steps, spe, seed)
                 w.update(data=data_name, n_train=len(train), seed=seed)
                 w.pop("curve", None)
-                report["runs"].append(r)
                 report["runs"].append(w)
-            else:
-                report["runs"].append(r)
             print({k: r.get(k) for k in ("data", "seed", "warmup", "diverged", "step", "val_loss")}, flush=True)
             out.write_text(json.dumps(report, indent=1) + "\n")
     return report

@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from sketchode.pretrained import write_registry
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -35,8 +37,7 @@ def main(run: str, name: str, replace: bool = False, note: str | None = None) ->
     side["evaluate"] = {"command": "python -m sketchode evaluate " + str(dst.relative_to(ROOT)) + " --json",
                         **json.loads(out)}
     dst.with_suffix(".json").write_text(json.dumps(side, indent=1) + "\n")
-    subprocess.run([sys.executable, "-c", "from sketchode.pretrained import write_registry; write_registry()"],
-                   cwd=ROOT, check=True)
+    write_registry()
     return side["evaluate"]
 
 

@@ -191,7 +191,15 @@ def _shipped(rel: str, download: bool | None) -> Path | None:
 
 
 def checkpoint(name: str, download: bool | None = None) -> Path | None:
-    """The shipped ``checkpoints/<name>.pt`` (with its run log), fetched as :func:`fetch` does; None when none is shipped."""
+    """The shipped ``checkpoints/<name>.pt`` (with its run log), fetched as :func:`fetch` does; None when none is shipped.
+
+    The checkout's ``data/checkpoints/<name>.pt``; in an installed wheel, which
+    has no ``data/``, the copy in the user cache, downloaded (SHA-256 checked,
+    with a message saying what) when missing.  A shipped checkpoint that cannot
+    be had because downloads are off (``SKETCHODE_DOWNLOAD=0``, or
+    ``download=False``) raises :class:`FileNotFoundError` naming the file, its
+    URL and the command that fetches it.
+    """
     return _shipped(f"checkpoints/{name}.pt", download)
 
 
@@ -225,15 +233,5 @@ def write_registry(data_dir=None, out=None) -> Path:
     return out
 
 
-def shipped_checkpoint(name: str, download: bool | None = None) -> Path | None:
-    """The checkpoint shipped for the named config, or None when the repository ships none (chapter 8).
-
-    The checkout's ``data/checkpoints/<name>.pt``; in an installed wheel, which
-    has no ``data/``, the copy in the user cache, downloaded (SHA-256 checked,
-    with a message saying what) when missing: see :mod:`sketchode.pretrained`.
-    A shipped checkpoint that cannot be had because downloads are off
-    (``SKETCHODE_DOWNLOAD=0``, or ``download=False``) raises
-    :class:`FileNotFoundError` naming the file, its URL and the command that
-    fetches it.
-    """
-    return checkpoint(name, download=download)
+#: The name the chapters and :func:`sketchode.book.budget.load_or_train` use (chapter 8).
+shipped_checkpoint = checkpoint

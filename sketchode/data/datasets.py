@@ -476,6 +476,7 @@ def clear_cache() -> None:
     _read.cache_clear()
     _synthetic.cache_clear()
     _split_cached.cache_clear()
+    _three_way_cached.cache_clear()
     _pendigits_part.cache_clear()
 
 
@@ -604,7 +605,7 @@ def load(name: str, split: str = "train", root=None, errors: str = "raise") -> l
         paths = [fetch(r, base) for r in rels]
         items = _read("omniglot-strokes", tuple(str(p.resolve()) for p in paths),
                       tuple(_stamp(p) for p in paths), "all", errors, name, None)
-        return list(_three_way(items, split, OMNIGLOT_VALID))
+        return list(_three_way_cached(items, split, OMNIGLOT_VALID))
 
     if name in ("pendigits", "pendigits-orig"):
         _check_split(name, split, NPZ_SPLITS)
@@ -669,6 +670,11 @@ def _three_way(items, which: str, valid: float, frac: float = 0.8) -> list[Sketc
     if which == "train":
         return [s for s, f in zip(items, h) if f < cut]
     return [s for s, f in zip(items, h) if cut <= f < frac]
+
+
+@functools.lru_cache(maxsize=64)
+def _three_way_cached(items: tuple[Sketch, ...], which: str, valid: float) -> tuple[Sketch, ...]:
+    return tuple(_three_way(items, which, valid))
 
 
 def _check_split(name: str, which: str, allowed: tuple[str, ...]) -> None:
